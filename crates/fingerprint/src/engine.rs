@@ -1,0 +1,344 @@
+//! Streams every selected tensor of a model through the statistics kernel.
+//!
+//! Files are processed one at a time (a file's memory map is dropped before the next is
+//! opened). Within a file, every role slice is cut into work units of at most [`UNIT`]
+//! elements; rayon computes the units in parallel and the per-unit accumulators are merged
+//! left to right in unit order, so the result does not depend on the number of threads.
+
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::config::ConfigSummary;
+use crate::error::{Error, Result};
+use crate::fingerprint::{
+    FileInfo, Fingerprint, ModelInfo, Skipped, TensorRow, SCHEMA, SCHEMA_VERSION,
+};
+use crate::format::{self, TensorInfo, Values};
+use crate::roles::{self, Assignment, MapContext, Role};
+use crate::source::ModelSource;
+use crate::stats::Accumulator;
+
+/// Elements per parallel work unit (a multiple of every quantization block size).
+pub const UNIT: u64 = 1 << 20;
+
+/// Progress callback: receives the number of elements just finished.
+pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
+
+/// What to fingerprint and how.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// Hash the weight files (SHA-256) into the provenance.
+    pub hash: bool,
+    /// Restrict to these roles (with their biases when listed). `None`: every tensor.
+    pub roles: Option<Vec<Role>>,
+    /// Command line recorded in the provenance.
+    pub command: Vec<String>,
+    /// Called as work units finish.
+    pub progress: Option<Progress<'a>>,
+}
+
+/// A tensor of the model with its role assignments, as planned before reading.
+#[derive(Clone, Debug)]
+pub struct PlannedTensor {
+    /// Index of the file in [`ModelSource::files`].
+    pub file: usize,
+    /// Index of the tensor within that file's reader.
+    pub index: usize,
+    /// The tensor.
+    pub info: TensorInfo,
+    /// Its role assignments (several for fused tensors).
+    pub assignments: Vec<Assignment>,
+}
+
+/// The model's tensors and configuration, read from headers only.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Configuration (config.json, filled in from file metadata).
+    pub config: ConfigSummary,
+    /// Architecture name.
+    pub architecture: Option<String>,
+    /// Every tensor of every file, in file order.
+    pub tensors: Vec<PlannedTensor>,
+}
+
+/// Read headers and map every tensor to its roles.
+pub fn plan(src: &ModelSource) -> Result<Plan> {
+    let mut config = match &src.config {
+        Some(p) => ConfigSummary::from_file(p)?,
+        None => ConfigSummary::default(),
+    };
+    let mut architecture = config.architecture.clone();
+    let mut infos = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (fi, path) in src.files.iter().enumerate() {
+        let reader = format::open(path, src.format)?;
+        if let Some(c) = reader.config() {
+            config.fill_from(&c);
+        }
+        if architecture.is_none() {
+            architecture = reader.architecture();
+        }
+        for (ti, t) in reader.tensors().iter().enumerate() {
+            if let Some(prev) = seen.insert(t.name.clone(), fi) {
+                return Err(Error::header(
+                    path,
+                    format!(
+                        "tensor {} also appears in {}",
+                        t.name,
+                        src.files[prev].display()
+                    ),
+                ));
+            }
+            infos.push((fi, ti, t.clone()));
+        }
+    }
+    if let Some((index_path, pairs)) = &src.index {
+        for (tensor, shard) in pairs {
+            if !seen.contains_key(tensor) {
+                return Err(Error::MissingTensor {
+                    path: index_path.clone(),
+                    tensor: tensor.clone(),
+                    shard: shard.clone(),
+                });
+            }
+        }
+    }
+    let ctx = MapContext {
+        config: config.clone(),
+    };
+    let mut tensors = Vec::with_capacity(infos.len());
+    for (file, index, info) in infos {
+        let assignments =
+            roles::assign(info.mapping_name(), &info.shape, &ctx).map_err(|reason| {
+                Error::FusedSplit {
+                    path: src.files[file].clone(),
+                    tensor: info.name.clone(),
+                    reason,
+                }
+            })?;
+        tensors.push(PlannedTensor {
+            file,
+            index,
+            info,
+            assignments,
+        });
+    }
+    // Encoder/decoder labels only mean something when a model has both stacks.
+    let stacks: BTreeSet<_> = tensors
+        .iter()
+        .flat_map(|t| t.assignments.iter().filter_map(|a| a.key.stack))
+        .collect();
+    if stacks.len() < 2 {
+        for t in &mut tensors {
+            for a in &mut t.assignments {
+                a.key.stack = None;
+            }
+        }
+    }
+    Ok(Plan {
+        config,
+        architecture,
+        tensors,
+    })
+}
+
+fn wanted(role: &Role, filter: &Option<Vec<Role>>) -> bool {
+    match filter {
+        None => true,
+        Some(list) => list
+            .iter()
+            .any(|r| r == role || matches!(role, Role::Bias(inner) if **inner == *r)),
+    }
+}
+
+/// Roles whose tensors must be readable even when no filter is given.
+fn required(role: &Role, filter: &Option<Vec<Role>>) -> bool {
+    match filter {
+        Some(_) => true,
+        None => Role::ATTENTION.contains(role),
+    }
+}
+
+/// Split element ranges into work units aligned to `block`.
+fn units(ranges: &[Range<u64>], block: u64) -> Vec<Range<u64>> {
+    let step = (UNIT / block.max(1)).max(1) * block.max(1);
+    let mut out = Vec::new();
+    for r in ranges {
+        let mut s = r.start;
+        while s < r.end {
+            let e = (s + step).min(r.end);
+            out.push(s..e);
+            s = e;
+        }
+    }
+    out
+}
+
+/// Fingerprint a resolved model.
+pub fn fingerprint(src: &ModelSource, opts: &Options<'_>) -> Result<Fingerprint> {
+    let plan = plan(src)?;
+    let mut rows: Vec<TensorRow> = Vec::new();
+    let mut skipped = Vec::new();
+    for (fi, path) in src.files.iter().enumerate() {
+        let in_file: Vec<&PlannedTensor> = plan.tensors.iter().filter(|t| t.file == fi).collect();
+        if in_file.is_empty() {
+            continue;
+        }
+        let reader = format::open(path, src.format)?;
+        // (assignment, tensor) pairs to compute, after filtering and probing.
+        let mut jobs: Vec<(&PlannedTensor, &Assignment)> = Vec::new();
+        for t in in_file {
+            let chosen: Vec<&Assignment> = t
+                .assignments
+                .iter()
+                .filter(|a| wanted(&a.key.role, &opts.roles))
+                .collect();
+            if chosen.is_empty() {
+                continue;
+            }
+            // An empty read checks that the dtype can be decoded.
+            if let Err(e) = reader.read(t.index, 0..0, &mut |_| {}) {
+                let needed = chosen.iter().any(|a| required(&a.key.role, &opts.roles));
+                match e {
+                    Error::UnsupportedDtype { .. } if !needed => {
+                        skipped.push(Skipped {
+                            tensor: t.info.name.clone(),
+                            dtype: t.info.dtype.to_string(),
+                            reason: e.to_string(),
+                        });
+                        continue;
+                    }
+                    e => return Err(e),
+                }
+            }
+            jobs.extend(chosen.into_iter().map(|a| (t, a)));
+        }
+        let work: Vec<(usize, usize, Range<u64>)> = jobs
+            .iter()
+            .enumerate()
+            .flat_map(|(j, (t, a))| {
+                units(&a.ranges, t.info.block)
+                    .into_iter()
+                    .map(move |u| (j, t.index, u))
+            })
+            .collect();
+        let reader_ref = &*reader;
+        let partial: Vec<(usize, Accumulator)> = work
+            .into_par_iter()
+            .map(|(j, index, range)| {
+                let len = range.end - range.start;
+                let mut acc = Accumulator::new();
+                reader_ref.read(index, range, &mut |v| match v {
+                    Values::F32(x) => acc.push(x),
+                    Values::F64(x) => acc.push(x),
+                })?;
+                if let Some(p) = opts.progress {
+                    p(len);
+                }
+                Ok((j, acc))
+            })
+            .collect::<Result<_>>()?;
+        let mut accs = vec![Accumulator::new(); jobs.len()];
+        for (j, acc) in &partial {
+            accs[*j].merge(acc);
+        }
+        for ((t, a), acc) in jobs.iter().zip(accs) {
+            rows.push(TensorRow {
+                stack: a.key.stack,
+                layer: a.key.layer,
+                role: a.key.role.clone(),
+                expert: a.key.expert,
+                tensor: t.info.name.clone(),
+                dtype: t.info.dtype.to_string(),
+                stats: acc.finish(),
+            });
+        }
+        drop(reader);
+    }
+    rows.sort_by(|a, b| {
+        (a.stack, a.layer, &a.role, a.expert, &a.tensor)
+            .cmp(&(b.stack, b.layer, &b.role, b.expert, &b.tensor))
+    });
+    let files = src
+        .files
+        .par_iter()
+        .map(|p| file_info(p, &src.root, opts.hash))
+        .collect::<Result<Vec<_>>>()?;
+    let nonfinite = rows.iter().any(|r| r.stats.has_nonfinite());
+    let mut warnings = Vec::new();
+    if nonfinite {
+        let bad: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.stats.has_nonfinite())
+            .map(|r| r.tensor.as_str())
+            .take(5)
+            .collect();
+        warnings.push(format!(
+            "NaN or Inf values found (excluded from the statistics, counted in nan/inf) in: {}{}",
+            bad.join(", "),
+            if rows.iter().filter(|r| r.stats.has_nonfinite()).count() > 5 {
+                ", ..."
+            } else {
+                ""
+            }
+        ));
+    }
+    let attention = rows
+        .iter()
+        .filter(|r| Role::ATTENTION.contains(&r.role))
+        .count();
+    if attention == 0 && wanted(&Role::AttnQ, &opts.roles) {
+        warnings.push(
+            "no attention q/k/v/o tensors were recognised: the architecture's names may be missing from the role table (see `nullprint roles`)".into(),
+        );
+    }
+    Ok(Fingerprint {
+        schema: SCHEMA.into(),
+        schema_version: SCHEMA_VERSION,
+        model: ModelInfo {
+            name: src.name.clone(),
+            source: src.spec.clone(),
+            repo_id: src.repo_id.clone(),
+            revision: src.revision.clone(),
+            format: src.format,
+            architecture: plan.architecture.clone(),
+            config: plan.config.clone(),
+            files,
+            nullprint_version: env!("CARGO_PKG_VERSION").into(),
+            command: opts.command.clone(),
+        },
+        nonfinite,
+        tensors: rows,
+        skipped,
+        warnings,
+    })
+}
+
+fn file_info(path: &Path, root: &Path, hash: bool) -> Result<FileInfo> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    Ok(FileInfo {
+        path: rel.to_string_lossy().into_owned(),
+        size,
+        sha256: if hash {
+            Some(crate::hash::sha256_file(path)?)
+        } else {
+            None
+        },
+    })
+}
+
+/// Total elements a fingerprint with these options will read (for progress bars).
+pub fn planned_elements(plan: &Plan, roles: &Option<Vec<Role>>) -> u64 {
+    plan.tensors
+        .iter()
+        .flat_map(|t| t.assignments.iter())
+        .filter(|a| wanted(&a.key.role, roles))
+        .map(|a| a.ranges.iter().map(|r| r.end - r.start).sum::<u64>())
+        .sum()
+}

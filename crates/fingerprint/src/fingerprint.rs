@@ -1,0 +1,188 @@
+//! The fingerprint document: provenance plus one row of statistics per tensor (or per role
+//! slice of a fused tensor). Serialised as JSON (the canonical form) or CSV (one row per
+//! tensor, full f64 precision).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigSummary;
+use crate::format::Format;
+use crate::roles::{Expert, Role, Stack};
+use crate::stats::TensorStats;
+
+/// Schema name written into every fingerprint.
+pub const SCHEMA: &str = "nullprint.fingerprint";
+/// Schema version; bumped on incompatible changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A weight file that went into a fingerprint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileInfo {
+    /// Path relative to the model directory (or as given).
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Hex SHA-256, absent when hashing was switched off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// Where a fingerprint came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// A short name for tables (directory name, repo id, or file stem).
+    pub name: String,
+    /// What the user gave: a path, a repo id, `ollama:NAME`.
+    pub source: String,
+    /// Hugging Face repo id, when resolved through the cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repo_id: Option<String>,
+    /// Revision (commit) of the snapshot, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// Container format.
+    pub format: Format,
+    /// Architecture, from config.json or the file's metadata.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
+    /// Configuration summary.
+    pub config: ConfigSummary,
+    /// Weight files with sizes and hashes.
+    pub files: Vec<FileInfo>,
+    /// nullprint version that computed the fingerprint.
+    pub nullprint_version: String,
+    /// Command line that produced it.
+    pub command: Vec<String>,
+}
+
+/// Statistics of one tensor, or of one role's share of a fused tensor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TensorRow {
+    /// Encoder or decoder (encoder-decoder models only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<Stack>,
+    /// Layer index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<u32>,
+    /// Canonical role.
+    pub role: Role,
+    /// MoE expert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expert: Option<Expert>,
+    /// Stored tensor name.
+    pub tensor: String,
+    /// Stored dtype.
+    pub dtype: String,
+    /// The statistics.
+    #[serde(flatten)]
+    pub stats: TensorStats,
+}
+
+/// A tensor that was listed but not fingerprinted, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Skipped {
+    /// Stored tensor name.
+    pub tensor: String,
+    /// Stored dtype.
+    pub dtype: String,
+    /// Why it was not read.
+    pub reason: String,
+}
+
+/// A model's fingerprint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// [`SCHEMA_VERSION`] of the writer.
+    pub schema_version: u32,
+    /// Provenance.
+    pub model: ModelInfo,
+    /// True when any fingerprinted tensor held NaN or Inf values.
+    pub nonfinite: bool,
+    /// One row per tensor (or role slice), ordered by stack, layer, role, expert.
+    pub tensors: Vec<TensorRow>,
+    /// Tensors that were not fingerprinted (integer buffers, unsupported types not needed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
+    /// Things a reader of the fingerprint should know.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// CSV column order.
+pub const CSV_HEADER: [&str; 16] = [
+    "model", "stack", "layer", "role", "expert", "tensor", "dtype", "numel", "mean", "std", "min",
+    "max", "abs_mean", "l2", "nan", "inf",
+];
+
+impl Fingerprint {
+    /// Per-layer values of `stat` for `role` (no expert), keyed by layer, for one stack.
+    pub fn curve(
+        &self,
+        role: &Role,
+        stack: Option<Stack>,
+        stat: impl Fn(&TensorStats) -> Option<f64>,
+    ) -> BTreeMap<u32, Option<f64>> {
+        self.tensors
+            .iter()
+            .filter(|r| &r.role == role && r.stack == stack && r.expert.is_none())
+            .filter_map(|r| Some((r.layer?, stat(&r.stats))))
+            .collect()
+    }
+
+    /// Write as pretty JSON.
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("a fingerprint always serialises");
+        s.push('\n');
+        s
+    }
+
+    /// Parse a JSON fingerprint, checking the schema name and version.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let fp: Fingerprint =
+            serde_json::from_str(text).map_err(|e| format!("not a nullprint fingerprint: {e}"))?;
+        if fp.schema != SCHEMA {
+            return Err(format!("schema is {:?}, expected {SCHEMA:?}", fp.schema));
+        }
+        if fp.schema_version > SCHEMA_VERSION {
+            return Err(format!(
+                "schema version {} is newer than this nullprint understands ({SCHEMA_VERSION})",
+                fp.schema_version
+            ));
+        }
+        Ok(fp)
+    }
+
+    /// Write as CSV (header plus one row per tensor), floats in shortest round-trip form.
+    pub fn write_csv<W: Write>(&self, out: W) -> csv::Result<()> {
+        let mut w = csv::Writer::from_writer(out);
+        w.write_record(CSV_HEADER)?;
+        let opt = |x: Option<f64>| x.map(|v| format!("{v:?}")).unwrap_or_default();
+        for r in &self.tensors {
+            let s = &r.stats;
+            w.write_record([
+                self.model.name.clone(),
+                r.stack.map(|s| s.to_string()).unwrap_or_default(),
+                r.layer.map(|l| l.to_string()).unwrap_or_default(),
+                r.role.to_string(),
+                r.expert.map(|e| e.to_string()).unwrap_or_default(),
+                r.tensor.clone(),
+                r.dtype.clone(),
+                s.numel.to_string(),
+                opt(s.mean),
+                opt(s.std),
+                opt(s.min),
+                opt(s.max),
+                opt(s.abs_mean),
+                opt(s.l2),
+                s.nan.to_string(),
+                s.inf.to_string(),
+            ])?;
+        }
+        w.flush()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,278 @@
+//! Hugging Face safetensors files, memory-mapped.
+//!
+//! The header is validated completely by the `safetensors` crate before any offset is trusted:
+//! header length and size cap, UTF-8 JSON, contiguous non-overlapping offsets, shape × dtype
+//! size equal to each tensor's byte length, data ending exactly at the end of the file. Only
+//! then are tensor bytes sliced, and every slice is taken with `get` so that a file changed on
+//! disk after opening still cannot make the reader index out of bounds.
+
+use std::fs::File;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use half::{bf16, f16};
+use memmap2::Mmap;
+use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors};
+
+use super::{TensorInfo, TensorReader, Values, DECODE_CHUNK};
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+
+/// An opened, validated safetensors file.
+pub struct SafetensorsReader {
+    path: PathBuf,
+    map: Mmap,
+    tensors: Vec<TensorInfo>,
+    /// Absolute byte offset of each tensor's data in the file.
+    starts: Vec<usize>,
+    /// Free-form `__metadata__` of the header.
+    metadata: Vec<(String, String)>,
+}
+
+impl SafetensorsReader {
+    /// Open and validate `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        if len < 8 {
+            return Err(Error::Truncated {
+                path: path.to_path_buf(),
+                what: "the 8-byte header length".into(),
+                needed: 8,
+                actual: len,
+            });
+        }
+        // SAFETY: the map is read-only; a file truncated by another process while mapped can
+        // raise SIGBUS, which no safe mmap reader can rule out.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        let (header_len, meta) =
+            SafeTensors::read_metadata(&map).map_err(|e| describe(path, &map, e))?;
+        let data_start = 8 + header_len;
+        let mut entries: Vec<(String, TensorInfo, usize)> = meta
+            .tensors()
+            .into_iter()
+            .map(|(name, info)| {
+                let dtype = map_dtype(info.dtype);
+                let t = TensorInfo {
+                    name: name.clone(),
+                    role_name: None,
+                    shape: info.shape.iter().map(|&d| d as u64).collect(),
+                    dtype,
+                    block: 1,
+                };
+                (name, t, data_start + info.data_offsets.0)
+            })
+            .collect();
+        entries.sort_by_key(|e| e.2);
+        let metadata = meta
+            .metadata()
+            .as_ref()
+            .map(|m| {
+                let mut v: Vec<_> = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                v.sort();
+                v
+            })
+            .unwrap_or_default();
+        let (tensors, starts) = entries.into_iter().map(|(_, t, s)| (t, s)).unzip();
+        Ok(SafetensorsReader {
+            path: path.to_path_buf(),
+            map,
+            tensors,
+            starts,
+            metadata,
+        })
+    }
+
+    /// The header's free-form `__metadata__` entries, sorted by key.
+    pub fn metadata(&self) -> &[(String, String)] {
+        &self.metadata
+    }
+
+    fn bytes(&self, index: usize, range: &Range<u64>, size: usize) -> Result<&[u8]> {
+        let t = &self.tensors[index];
+        let bad = || {
+            Error::tensor(
+                &self.path,
+                &t.name,
+                format!("element range {range:?} out of bounds"),
+            )
+        };
+        if range.end > t.numel() || range.start > range.end {
+            return Err(bad());
+        }
+        let lo = self.starts[index] + range.start as usize * size;
+        let hi = self.starts[index] + range.end as usize * size;
+        self.map.get(lo..hi).ok_or_else(bad)
+    }
+}
+
+fn map_dtype(d: Dtype) -> DType {
+    match d {
+        Dtype::F64 => DType::F64,
+        Dtype::F32 => DType::F32,
+        Dtype::F16 => DType::F16,
+        Dtype::BF16 => DType::BF16,
+        Dtype::I8 => DType::Other("I8".into()),
+        other => DType::Other(format!("{other:?}")),
+    }
+}
+
+/// Turn the crate's error into one that names the file (and the tensor where it can).
+fn describe(path: &Path, map: &[u8], e: SafeTensorError) -> Error {
+    let p = path.to_path_buf();
+    match e {
+        SafeTensorError::MetadataIncompleteBuffer => {
+            // The header parsed but the data section does not end where the offsets say.
+            let n = map
+                .get(..8)
+                .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+                .unwrap_or(0);
+            Error::Truncated {
+                path: p,
+                what: format!("the data section after a {n}-byte header"),
+                needed: data_end(map).unwrap_or(0),
+                actual: map.len() as u64,
+            }
+        }
+        SafeTensorError::InvalidHeaderLength => {
+            let n = u64::from_le_bytes(map[..8].try_into().unwrap_or([0; 8]));
+            Error::Truncated {
+                path: p,
+                what: "the JSON header".into(),
+                needed: n.saturating_add(8),
+                actual: map.len() as u64,
+            }
+        }
+        SafeTensorError::InvalidOffset(name) => Error::tensor(
+            p,
+            name,
+            "data offsets are not contiguous, overlap or point outside the data section",
+        ),
+        SafeTensorError::TensorInvalidInfo => Error::header(
+            p,
+            "a tensor's shape × dtype size differs from its byte length, or its dtype is unknown",
+        ),
+        SafeTensorError::HeaderTooLarge => Error::header(p, "header length exceeds the 100 MB cap"),
+        SafeTensorError::HeaderTooSmall => Error::header(p, "header length is too small"),
+        SafeTensorError::InvalidHeaderStart => Error::header(p, "header does not start with '{'"),
+        SafeTensorError::InvalidHeader => Error::header(p, "header is not valid UTF-8"),
+        SafeTensorError::InvalidHeaderDeserialization => {
+            Error::header(p, "header is not the JSON a safetensors file holds")
+        }
+        SafeTensorError::ValidationOverflow => {
+            Error::header(p, "a shape or offset overflows when multiplied out")
+        }
+        other => Error::header(p, other.to_string()),
+    }
+}
+
+/// Best-effort end of the data section the header declares (for the truncation message).
+fn data_end(map: &[u8]) -> Option<u64> {
+    let n = u64::from_le_bytes(map.get(..8)?.try_into().ok()?);
+    let header = map.get(8..8usize.checked_add(n as usize)?)?;
+    let json: serde_json::Value = serde_json::from_slice(header).ok()?;
+    let max = json
+        .as_object()?
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .filter_map(|(_, v)| v.get("data_offsets")?.get(1)?.as_u64())
+        .max()?;
+    Some(8 + n + max)
+}
+
+impl TensorReader for SafetensorsReader {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn tensors(&self) -> &[TensorInfo] {
+        &self.tensors
+    }
+
+    fn read(
+        &self,
+        index: usize,
+        range: Range<u64>,
+        sink: &mut dyn FnMut(Values<'_>),
+    ) -> Result<()> {
+        let t = &self.tensors[index];
+        match t.dtype {
+            DType::F32 => {
+                let bytes = self.bytes(index, &range, 4)?;
+                decode_f32(bytes, sink);
+            }
+            DType::F64 => {
+                let bytes = self.bytes(index, &range, 8)?;
+                let mut buf = Vec::with_capacity(DECODE_CHUNK.min(bytes.len() / 8));
+                for chunk in bytes.chunks(DECODE_CHUNK * 8) {
+                    buf.clear();
+                    buf.extend(
+                        chunk
+                            .chunks_exact(8)
+                            .map(|b| f64::from_le_bytes(b.try_into().unwrap())),
+                    );
+                    sink(Values::F64(&buf));
+                }
+            }
+            DType::F16 => {
+                let bytes = self.bytes(index, &range, 2)?;
+                decode_16(bytes, sink, |b| f16::from_bits(b).to_f32());
+            }
+            DType::BF16 => {
+                let bytes = self.bytes(index, &range, 2)?;
+                decode_16(bytes, sink, |b| bf16::from_bits(b).to_f32());
+            }
+            ref other => {
+                return Err(Error::UnsupportedDtype {
+                    path: self.path.clone(),
+                    tensor: t.name.clone(),
+                    dtype: other.to_string(),
+                })
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Little-endian f32 bytes to values: zero-copy when aligned on a little-endian machine.
+pub(crate) fn decode_f32(bytes: &[u8], sink: &mut dyn FnMut(Values<'_>)) {
+    #[cfg(target_endian = "little")]
+    {
+        // SAFETY: every bit pattern is a valid f32; align_to only yields the aligned middle.
+        let (pre, mid, post) = unsafe { bytes.align_to::<f32>() };
+        if pre.is_empty() && post.is_empty() {
+            for chunk in mid.chunks(DECODE_CHUNK * 4) {
+                sink(Values::F32(chunk));
+            }
+            return;
+        }
+    }
+    let mut buf = Vec::with_capacity(DECODE_CHUNK.min(bytes.len() / 4));
+    for chunk in bytes.chunks(DECODE_CHUNK * 4) {
+        buf.clear();
+        buf.extend(
+            chunk
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap())),
+        );
+        sink(Values::F32(&buf));
+    }
+}
+
+/// Little-endian 16-bit floats to f32 through a reused buffer.
+pub(crate) fn decode_16(
+    bytes: &[u8],
+    sink: &mut dyn FnMut(Values<'_>),
+    widen: impl Fn(u16) -> f32,
+) {
+    let mut buf = Vec::with_capacity(DECODE_CHUNK.min(bytes.len() / 2));
+    for chunk in bytes.chunks(DECODE_CHUNK * 2) {
+        buf.clear();
+        buf.extend(
+            chunk
+                .chunks_exact(2)
+                .map(|b| widen(u16::from_le_bytes([b[0], b[1]]))),
+        );
+        sink(Values::F32(&buf));
+    }
+}

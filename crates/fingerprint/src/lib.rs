@@ -1,0 +1,24 @@
+//! Read model weights, map tensors to canonical roles and compute per-tensor statistics.
+//!
+//! The data flows one way: [`source::resolve`] finds the files of a model, a format reader
+//! ([`format`]) exposes each file's tensors and decodes their values in chunks, the role table
+//! ([`roles`]) maps tensor names to canonical `(stack, layer, role, expert)` keys, and
+//! [`engine`] streams every selected tensor through [`stats::Accumulator`] to produce a
+//! [`Fingerprint`].
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod dtype;
+pub mod engine;
+pub mod error;
+pub mod fingerprint;
+pub mod format;
+pub mod hash;
+pub mod roles;
+pub mod source;
+pub mod stats;
+
+pub use error::{Error, Result};
+pub use fingerprint::{Fingerprint, ModelInfo, TensorRow};
+pub use roles::{Expert, Role, RoleKey};
+pub use stats::{Accumulator, TensorStats};

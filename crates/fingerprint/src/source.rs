@@ -1,0 +1,421 @@
+//! Where a model's bytes are: a file, a directory (with or without a shard index), a Hugging
+//! Face snapshot, or a repo id resolved offline in the local Hugging Face cache.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::format::{self, Format};
+
+/// Largest shard index (`*.index.json`) nullprint will parse.
+pub const MAX_INDEX_BYTES: u64 = 64 << 20;
+
+/// A resolved model: its weight files in reading order, plus side files.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelSource {
+    /// What the user gave.
+    pub spec: String,
+    /// A short display name.
+    pub name: String,
+    /// Container format of the weight files.
+    pub format: Format,
+    /// Weight files, in order (shards in index order).
+    pub files: Vec<PathBuf>,
+    /// The directory holding the files (for relative names in the provenance).
+    pub root: PathBuf,
+    /// `config.json`, when present.
+    pub config: Option<PathBuf>,
+    /// Shard index, when the model has one: tensor name -> shard file name.
+    pub index: Option<(PathBuf, Vec<(String, String)>)>,
+    /// Hugging Face repo id, when resolved through the cache.
+    pub repo_id: Option<String>,
+    /// Snapshot revision, when resolved through the cache.
+    pub revision: Option<String>,
+}
+
+/// Resolve a model argument: a path, or a Hugging Face repo id found in the local cache.
+pub fn resolve(spec: &str) -> Result<ModelSource> {
+    let path = Path::new(spec);
+    if path.exists() {
+        return resolve_path(spec, path);
+    }
+    if let Some((repo, rev)) = parse_repo_id(spec) {
+        return resolve_hf_cache(spec, repo, rev);
+    }
+    Err(Error::NotFound {
+        spec: spec.to_owned(),
+        reason: "no such file or directory, and not a Hugging Face repo id (ORG/NAME)".into(),
+    })
+}
+
+fn parse_repo_id(spec: &str) -> Option<(&str, Option<&str>)> {
+    let (repo, rev) = match spec.split_once('@') {
+        Some((r, v)) => (r, Some(v)),
+        None => (spec, None),
+    };
+    let mut parts = repo.split('/');
+    let (org, name) = (parts.next()?, parts.next()?);
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    (parts.next().is_none() && ok(org) && ok(name) && !org.starts_with('.')).then_some((repo, rev))
+}
+
+/// The Hugging Face hub cache directory: `HF_HUB_CACHE`, `HF_HOME/hub`, or
+/// `~/.cache/huggingface/hub`.
+pub fn hf_cache_dir() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("HF_HUB_CACHE").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    if let Some(p) = std::env::var_os("HF_HOME").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p).join("hub"));
+    }
+    let home = std::env::var_os("HOME").filter(|p| !p.is_empty())?;
+    Some(
+        PathBuf::from(home)
+            .join(".cache")
+            .join("huggingface")
+            .join("hub"),
+    )
+}
+
+fn resolve_hf_cache(spec: &str, repo: &str, rev: Option<&str>) -> Result<ModelSource> {
+    let cache = hf_cache_dir().ok_or_else(|| Error::NotFound {
+        spec: spec.into(),
+        reason: "no Hugging Face cache directory (HF_HUB_CACHE, HF_HOME and HOME are unset)".into(),
+    })?;
+    let repo_dir = cache.join(format!("models--{}", repo.replace('/', "--")));
+    if !repo_dir.is_dir() {
+        return Err(Error::NotFound {
+            spec: spec.into(),
+            reason: format!(
+                "not a path, and not in the Hugging Face cache ({} does not exist); \
+                 download it with `--download` when online",
+                repo_dir.display()
+            ),
+        });
+    }
+    let wanted = rev.unwrap_or("main");
+    let ref_file = repo_dir.join("refs").join(wanted);
+    let commit = if ref_file.is_file() {
+        std::fs::read_to_string(&ref_file)
+            .map_err(|e| Error::io(&ref_file, e))?
+            .trim()
+            .to_owned()
+    } else {
+        wanted.to_owned()
+    };
+    if commit.is_empty() || commit.contains(['/', '\\']) || commit.starts_with('.') {
+        return Err(Error::NotFound {
+            spec: spec.into(),
+            reason: format!("{}: invalid revision {commit:?}", ref_file.display()),
+        });
+    }
+    let snap = repo_dir.join("snapshots").join(&commit);
+    if !snap.is_dir() {
+        return Err(Error::NotFound {
+            spec: spec.into(),
+            reason: format!(
+                "revision {wanted} ({commit}) has no snapshot at {}",
+                snap.display()
+            ),
+        });
+    }
+    let mut src = resolve_dir(spec, &snap)?;
+    src.name = repo.to_owned();
+    src.repo_id = Some(repo.to_owned());
+    src.revision = Some(commit);
+    Ok(src)
+}
+
+fn resolve_path(spec: &str, path: &Path) -> Result<ModelSource> {
+    if path.is_dir() {
+        return resolve_dir(spec, path);
+    }
+    let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if file_name.ends_with(".index.json") {
+        let mut src = from_index(spec, path, &root)?;
+        src.name = display_name(&root, path);
+        return Ok(src);
+    }
+    let format = format::detect(path)?;
+    let files = if format == Format::Gguf {
+        gguf_split_siblings(path)?
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let config = root.join("config.json");
+    Ok(ModelSource {
+        spec: spec.into(),
+        name: display_name(&root, path),
+        format,
+        files,
+        config: config.is_file().then_some(config),
+        root,
+        index: None,
+        repo_id: None,
+        revision: None,
+    })
+}
+
+/// Name for tables: the parent directory for conventional file names, else the file stem.
+fn display_name(root: &Path, path: &Path) -> String {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
+    let generic = [
+        "model",
+        "pytorch_model",
+        "model.safetensors",
+        "pytorch_model.bin",
+        "consolidated",
+    ];
+    if generic.iter().any(|g| stem.starts_with(g)) {
+        if let Some(dir) = root.file_name().and_then(|s| s.to_str()) {
+            return dir.to_owned();
+        }
+    }
+    stem.to_owned()
+}
+
+fn resolve_dir(spec: &str, dir: &Path) -> Result<ModelSource> {
+    let name = dir
+        .canonicalize()
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| spec.to_owned());
+    for index in [
+        "model.safetensors.index.json",
+        "pytorch_model.bin.index.json",
+    ] {
+        let p = dir.join(index);
+        if p.is_file() {
+            let mut src = from_index(spec, &p, dir)?;
+            src.name = name;
+            return Ok(src);
+        }
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    entries.sort();
+    let with_ext = |ext: &str| -> Vec<PathBuf> {
+        entries
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+            .cloned()
+            .collect()
+    };
+    let config = dir.join("config.json");
+    let config = config.is_file().then_some(config);
+    let pick = |format: Format, files: Vec<PathBuf>| ModelSource {
+        spec: spec.into(),
+        name: name.clone(),
+        format,
+        files,
+        root: dir.to_path_buf(),
+        config: config.clone(),
+        index: None,
+        repo_id: None,
+        revision: None,
+    };
+    let st = with_ext("safetensors");
+    if !st.is_empty() {
+        return Ok(pick(Format::Safetensors, st));
+    }
+    let gguf = with_ext("gguf");
+    if !gguf.is_empty() {
+        let first = gguf
+            .iter()
+            .find(|p| split_part(p).is_none_or(|(i, _)| i == 1))
+            .unwrap_or(&gguf[0]);
+        if gguf.len() > 1 && split_part(first).is_none() {
+            return Err(Error::NotFound {
+                spec: spec.into(),
+                reason: format!(
+                    "{} holds {} GGUF files; name one",
+                    dir.display(),
+                    gguf.len()
+                ),
+            });
+        }
+        return Ok(pick(Format::Gguf, gguf_split_siblings(first)?));
+    }
+    for (file, format) in [
+        ("pytorch_model.bin", Format::Torch),
+        ("model.onnx", Format::Onnx),
+        ("onnx/model.onnx", Format::Onnx),
+        ("model.bin", Format::Ct2),
+    ] {
+        let p = dir.join(file);
+        if p.is_file() {
+            let detected = format::detect(&p)?;
+            return Ok(pick(
+                if format == Format::Ct2 {
+                    detected
+                } else {
+                    format
+                },
+                vec![p],
+            ));
+        }
+    }
+    let onnx = with_ext("onnx");
+    if onnx.len() == 1 {
+        return Ok(pick(Format::Onnx, onnx));
+    }
+    Err(Error::NotFound {
+        spec: spec.into(),
+        reason: format!(
+            "{} holds no weights nullprint reads (*.safetensors, *.gguf, pytorch_model.bin, model.onnx, model.bin)",
+            dir.display()
+        ),
+    })
+}
+
+/// Read a Hugging Face shard index: `{"weight_map": {tensor: shard}}`.
+fn from_index(spec: &str, index: &Path, dir: &Path) -> Result<ModelSource> {
+    let len = std::fs::metadata(index)
+        .map_err(|e| Error::io(index, e))?
+        .len();
+    if len > MAX_INDEX_BYTES {
+        return Err(Error::InvalidJson {
+            path: index.into(),
+            reason: format!("index is {len} bytes, over the {MAX_INDEX_BYTES} byte cap"),
+        });
+    }
+    let text = std::fs::read(index).map_err(|e| Error::io(index, e))?;
+    let v: Value = serde_json::from_slice(&text).map_err(|e| Error::InvalidJson {
+        path: index.into(),
+        reason: format!("not valid JSON: {e}"),
+    })?;
+    let map = v
+        .get("weight_map")
+        .and_then(Value::as_object)
+        .ok_or_else(|| Error::InvalidJson {
+            path: index.into(),
+            reason: "no \"weight_map\" object".into(),
+        })?;
+    let mut pairs = Vec::with_capacity(map.len());
+    let mut shards = BTreeSet::new();
+    let mut order = Vec::new();
+    for (tensor, shard) in map {
+        let shard = shard.as_str().ok_or_else(|| Error::InvalidJson {
+            path: index.into(),
+            reason: format!("weight_map[{tensor:?}] is not a file name"),
+        })?;
+        let p = Path::new(shard);
+        if p.is_absolute()
+            || p.components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(Error::InvalidJson {
+                path: index.into(),
+                reason: format!(
+                    "weight_map[{tensor:?}] = {shard:?} points outside the model directory"
+                ),
+            });
+        }
+        if shards.insert(shard.to_owned()) {
+            order.push(shard.to_owned());
+        }
+        pairs.push((tensor.clone(), shard.to_owned()));
+    }
+    order.sort();
+    let files: Vec<PathBuf> = order.iter().map(|s| dir.join(s)).collect();
+    for f in &files {
+        if !f.is_file() {
+            return Err(Error::NotFound {
+                spec: spec.into(),
+                reason: format!(
+                    "{} names shard {} which is missing",
+                    index.display(),
+                    f.display()
+                ),
+            });
+        }
+    }
+    let format = if index
+        .to_string_lossy()
+        .ends_with("pytorch_model.bin.index.json")
+    {
+        Format::Torch
+    } else {
+        Format::Safetensors
+    };
+    let config = dir.join("config.json");
+    Ok(ModelSource {
+        spec: spec.into(),
+        name: String::new(),
+        format,
+        files,
+        root: dir.to_path_buf(),
+        config: config.is_file().then_some(config),
+        index: Some((index.to_path_buf(), pairs)),
+        repo_id: None,
+        revision: None,
+    })
+}
+
+/// `name-00001-of-00003.gguf` -> Some((1, 3)).
+fn split_part(p: &Path) -> Option<(u32, u32)> {
+    let stem = p.file_stem()?.to_str()?;
+    let (head, total) = stem.rsplit_once("-of-")?;
+    let (_, idx) = head.rsplit_once('-')?;
+    Some((idx.parse().ok()?, total.parse().ok()?))
+}
+
+/// For a split GGUF (`-00001-of-0000N.gguf`), all N parts in order; else the file itself.
+fn gguf_split_siblings(first: &Path) -> Result<Vec<PathBuf>> {
+    let Some((_, total)) = split_part(first) else {
+        return Ok(vec![first.to_path_buf()]);
+    };
+    let stem = first
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    let (head, _) = stem.rsplit_once("-of-").unwrap_or((stem, ""));
+    let (base, idx) = head.rsplit_once('-').unwrap_or((head, ""));
+    let width = idx.len();
+    let total_w = stem.len() - head.len() - 4;
+    let dir = first.parent().unwrap_or(Path::new("."));
+    let mut files = Vec::new();
+    for i in 1..=total {
+        let f = dir.join(format!("{base}-{i:0width$}-of-{total:0total_w$}.gguf"));
+        if !f.is_file() {
+            return Err(Error::NotFound {
+                spec: first.display().to_string(),
+                reason: format!("split GGUF part {} is missing", f.display()),
+            });
+        }
+        files.push(f);
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_ids() {
+        assert_eq!(
+            parse_repo_id("Qwen/Qwen2.5-0.5B"),
+            Some(("Qwen/Qwen2.5-0.5B", None))
+        );
+        assert_eq!(parse_repo_id("a/b@dev"), Some(("a/b", Some("dev"))));
+        assert_eq!(parse_repo_id("a/b/c"), None);
+        assert_eq!(parse_repo_id("../x"), None);
+    }
+
+    #[test]
+    fn split_names() {
+        assert_eq!(split_part(Path::new("m-00002-of-00003.gguf")), Some((2, 3)));
+        assert_eq!(split_part(Path::new("model.gguf")), None);
+    }
+}

@@ -1,0 +1,2 @@
+//! Similarity measures between fingerprints, null distributions and p-values.
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! Render nullprint results as self-contained reports.
+#![deny(missing_docs)]
