@@ -32,7 +32,8 @@ pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
 pub struct Options<'a> {
     /// Hash the weight files (SHA-256) into the provenance.
     pub hash: bool,
-    /// Restrict to these roles (with their biases when listed). `None`: every tensor.
+    /// Restrict to exactly these roles (a bias is its own role, `attn_q_bias`). `None`: every
+    /// tensor.
     pub roles: Option<Vec<Role>>,
     /// Command line recorded in the provenance.
     pub command: Vec<String>,
@@ -148,9 +149,7 @@ pub fn plan(src: &ModelSource) -> Result<Plan> {
 fn wanted(role: &Role, filter: &Option<Vec<Role>>) -> bool {
     match filter {
         None => true,
-        Some(list) => list
-            .iter()
-            .any(|r| r == role || matches!(role, Role::Bias(inner) if **inner == *r)),
+        Some(list) => list.contains(role),
     }
 }
 

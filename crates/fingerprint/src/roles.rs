@@ -11,6 +11,9 @@
 //!
 //! This module knows names and shapes, never bytes.
 
+// A role's share of a tensor is a list of element ranges; a list of one range is the norm.
+#![allow(clippy::single_range_in_vec_init)]
+
 use std::fmt;
 use std::ops::Range;
 use std::str::FromStr;
@@ -739,13 +742,16 @@ pub fn qkv_layout(name: &str, out_rows: u64, ctx: &MapContext) -> Result<QkvLayo
     ))
 }
 
+/// Each role of a fused tensor with the element ranges that hold it.
+type Sections = Vec<(Role, Vec<Range<u64>>)>;
+
 fn split_fused(
     f: &Fused,
     name: &str,
     shape: &[u64],
     ctx: &MapContext,
     stacked: bool,
-) -> Result<Vec<(Role, Vec<Range<u64>>)>, String> {
+) -> Result<Sections, String> {
     // Work on one expert's slice when stacked: its shape without the leading expert dim.
     let shape = if stacked { &shape[1..] } else { shape };
     if shape.is_empty() || shape.len() > 2 {

@@ -1,0 +1,137 @@
+//! `nullprint fingerprint MODEL... [-o OUT] [--force] [--format json|csv]`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use fingerprint::engine::{self, Options};
+use fingerprint::{source, Fingerprint, Role};
+
+use crate::args::{FingerprintArgs, FingerprintFormat};
+use crate::output::write_new;
+use crate::progress;
+
+pub fn run(a: FingerprintArgs) -> Result<()> {
+    let roles: Option<Vec<Role>> = a.roles.as_ref().map(|rs| {
+        rs.iter()
+            .map(|r| r.parse().unwrap_or(Role::Other(r.clone())))
+            .collect()
+    });
+    let format = a
+        .format
+        .unwrap_or_else(|| match a.output.as_deref().and_then(Path::extension) {
+            Some(e) if e == "csv" => FingerprintFormat::Csv,
+            _ => FingerprintFormat::Json,
+        });
+    // Decide every output path before any work, so a bad path fails early.
+    let targets: Vec<Option<PathBuf>> = match (&a.output, a.models.len()) {
+        (None, _) => vec![None; a.models.len()],
+        (Some(out), 1) => vec![Some(out.clone())],
+        (Some(dir), _) => {
+            if dir.exists() && !dir.is_dir() {
+                bail!(
+                    "{}: several models need -o to name a directory",
+                    dir.display()
+                );
+            }
+            let ext = if format == FingerprintFormat::Csv {
+                "csv"
+            } else {
+                "json"
+            };
+            a.models
+                .iter()
+                .map(|m| Some(dir.join(format!("{}.{ext}", file_safe(m)))))
+                .collect()
+        }
+    };
+    for t in targets.iter().flatten() {
+        if t.exists() && !a.force {
+            bail!("{} exists; pass --force to overwrite it", t.display());
+        }
+    }
+    let mut stdout_prints = Vec::new();
+    for (i, (model, target)) in a.models.iter().zip(&targets).enumerate() {
+        let fp = fingerprint_one(model, roles.clone(), !a.no_hash)?;
+        let bytes = render(&fp, format, target.is_some() || i == 0)?;
+        match target {
+            Some(path) => {
+                write_new(path, &bytes, a.force)?;
+                eprintln!("wrote {} ({} tensors)", path.display(), fp.tensors.len());
+            }
+            None => stdout_prints.push((fp, bytes)),
+        }
+    }
+    if !stdout_prints.is_empty() {
+        let mut out = std::io::stdout().lock();
+        if format == FingerprintFormat::Json && stdout_prints.len() > 1 {
+            let all: Vec<&Fingerprint> = stdout_prints.iter().map(|(fp, _)| fp).collect();
+            serde_json::to_writer_pretty(&mut out, &all)?;
+            writeln!(out)?;
+        } else {
+            for (_, bytes) in &stdout_prints {
+                out.write_all(bytes)?;
+            }
+        }
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// Fingerprint one model argument, with a progress bar for large models.
+pub fn fingerprint_one(model: &str, roles: Option<Vec<Role>>, hash: bool) -> Result<Fingerprint> {
+    let src = source::resolve(model)?;
+    let plan = engine::plan(&src)?;
+    let bar = progress::elements_bar(engine::planned_elements(&plan, &roles), &src.name);
+    let tick = |n: u64| bar.inc(n);
+    let opts = Options {
+        hash,
+        roles,
+        command: super::command_line(),
+        progress: Some(&tick),
+    };
+    let fp = engine::fingerprint(&src, &opts).with_context(|| format!("fingerprinting {model}"))?;
+    bar.finish_and_clear();
+    for w in &fp.warnings {
+        eprintln!("nullprint: warning: {}: {w}", fp.model.name);
+    }
+    Ok(fp)
+}
+
+fn render(fp: &Fingerprint, format: FingerprintFormat, header: bool) -> Result<Vec<u8>> {
+    Ok(match format {
+        FingerprintFormat::Json => fp.to_json().into_bytes(),
+        FingerprintFormat::Csv => {
+            let mut buf = Vec::new();
+            fp.write_csv(&mut buf)?;
+            if !header {
+                // Several models on stdout share one header line.
+                let cut = buf.iter().position(|&b| b == b'\n').map_or(0, |p| p + 1);
+                buf.drain(..cut);
+            }
+            buf
+        }
+    })
+}
+
+/// A model argument as a file name: path separators and odd characters become `_`.
+fn file_safe(model: &str) -> String {
+    let p = Path::new(model);
+    let base = if p.exists() {
+        p.canonicalize()
+            .ok()
+            .and_then(|c| c.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| model.to_owned())
+    } else {
+        model.to_owned()
+    };
+    base.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

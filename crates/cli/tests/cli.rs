@@ -1,0 +1,138 @@
+//! The `nullprint` binary as a user meets it: outputs, refusals, and one-line errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn nullprint(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nullprint"))
+        .args(args)
+        .output()
+        .expect("run nullprint")
+}
+
+/// A tiny valid safetensors file with one layer of q/k/v/o.
+fn tiny_model(dir: &Path) -> std::path::PathBuf {
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (i, p) in ["q_proj", "k_proj", "v_proj", "o_proj"].iter().enumerate() {
+        let start = data.len();
+        for j in 0..16 {
+            data.extend_from_slice(&((i * 16 + j) as f32 * 0.01 - 0.3).to_le_bytes());
+        }
+        header.insert(
+            format!("model.layers.0.self_attn.{p}.weight"),
+            serde_json::json!({"dtype": "F32", "shape": [4, 4], "data_offsets": [start, data.len()]}),
+        );
+    }
+    let mut h = serde_json::to_vec(&header).unwrap();
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut bytes = (h.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(h);
+    bytes.extend(data);
+    let p = dir.join("model.safetensors");
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn fingerprint_writes_json_and_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let out = dir.path().join("fp.json");
+    let o = nullprint(&[
+        "fingerprint",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let first = std::fs::read(&out).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&first).unwrap();
+    assert_eq!(v["schema"], "nullprint.fingerprint");
+    assert_eq!(v["tensors"].as_array().unwrap().len(), 4);
+    assert_eq!(v["model"]["files"][0]["sha256"].as_str().unwrap().len(), 64);
+
+    std::fs::write(&out, b"user data").unwrap();
+    let o = nullprint(&[
+        "fingerprint",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        b"user data",
+        "never written over"
+    );
+
+    let o = nullprint(&[
+        "fingerprint",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--force",
+    ]);
+    assert!(o.status.success());
+    assert_ne!(std::fs::read(&out).unwrap(), b"user data");
+}
+
+#[test]
+fn fingerprint_csv_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let o = nullprint(&["fingerprint", model.to_str().unwrap(), "--format", "csv"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "model,stack,layer,role,expert,tensor,dtype,numel,mean,std,min,max,abs_mean,l2,nan,inf"
+    );
+    assert_eq!(lines.count(), 4);
+}
+
+#[test]
+fn truncated_file_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let bytes = std::fs::read(&model).unwrap();
+    std::fs::write(&model, &bytes[..bytes.len() - 10]).unwrap();
+    let o = nullprint(&["fingerprint", model.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(model.to_str().unwrap()) && err.contains("truncated"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+}
+
+#[test]
+fn roles_lists_the_mapping() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let o = nullprint(&["roles", model.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains("model.layers.0.self_attn.o_proj.weight") && text.contains("attn_o"),
+        "{text}"
+    );
+}
+
+#[test]
+fn unknown_model_is_one_clear_line() {
+    let o = nullprint(&["fingerprint", "/no/such/model"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o).lines().count(), 1);
+    assert!(stderr(&o).contains("/no/such/model"));
+}
