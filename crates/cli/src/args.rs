@@ -58,6 +58,12 @@ pub struct FingerprintArgs {
     /// Skip SHA-256 hashing of the weight files.
     #[arg(long)]
     pub no_hash: bool,
+    /// Download Hugging Face repo ids into the HF cache first (needs network).
+    #[arg(long)]
+    pub download: bool,
+    /// Revision (branch, tag or commit) to download with `--download`.
+    #[arg(long, requires = "download")]
+    pub revision: Option<String>,
 }
 
 /// `nullprint roles`.

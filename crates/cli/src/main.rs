@@ -27,12 +27,13 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             if verbose {
-                eprintln!("nullprint: error: {e:#}");
+                eprintln!("nullprint: error: {e}");
                 for cause in e.chain().skip(1) {
                     eprintln!("  caused by: {cause}");
                 }
             } else {
-                eprintln!("nullprint: error: {e}");
+                // One line: the whole chain, joined.
+                eprintln!("nullprint: error: {e:#}");
             }
             ExitCode::from(1)
         }

@@ -14,6 +14,8 @@ pub mod error;
 pub mod fingerprint;
 pub mod format;
 pub mod hash;
+#[cfg(feature = "download")]
+pub mod hub;
 pub mod roles;
 pub mod source;
 pub mod stats;

@@ -35,11 +35,18 @@ pub struct ModelSource {
     pub revision: Option<String>,
 }
 
-/// Resolve a model argument: a path, or a Hugging Face repo id found in the local cache.
+/// Largest Ollama manifest nullprint will parse.
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+
+/// Resolve a model argument: a path, `ollama:NAME[:TAG]`, or a Hugging Face repo id found in
+/// the local cache.
 pub fn resolve(spec: &str) -> Result<ModelSource> {
     let path = Path::new(spec);
     if path.exists() {
         return resolve_path(spec, path);
+    }
+    if let Some(name) = spec.strip_prefix("ollama:") {
+        return resolve_ollama(spec, name);
     }
     if let Some((repo, rev)) = parse_repo_id(spec) {
         return resolve_hf_cache(spec, repo, rev);
@@ -81,6 +88,113 @@ pub fn hf_cache_dir() -> Option<PathBuf> {
             .join("huggingface")
             .join("hub"),
     )
+}
+
+/// Ollama's model store: `$OLLAMA_MODELS`, or `~/.ollama/models`.
+pub fn ollama_dir() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("OLLAMA_MODELS").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let home = std::env::var_os("HOME").filter(|p| !p.is_empty())?;
+    Some(PathBuf::from(home).join(".ollama").join("models"))
+}
+
+/// `ollama:NAME[:TAG]` → the manifest's model layer → `blobs/sha256-HEX`, a GGUF.
+fn resolve_ollama(spec: &str, name: &str) -> Result<ModelSource> {
+    let not_found = |reason: String| Error::NotFound {
+        spec: spec.into(),
+        reason,
+    };
+    let (name, tag) = name
+        .rsplit_once(':')
+        .filter(|(n, _)| !n.is_empty())
+        .unwrap_or((name, "latest"));
+    let safe = |s: &str| {
+        !s.is_empty()
+            && !s.starts_with('.')
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    let parts: Vec<&str> = name.split('/').collect();
+    if parts.is_empty() || parts.len() > 2 || !parts.iter().all(|p| safe(p)) || !safe(tag) {
+        return Err(not_found(format!(
+            "{name:?}:{tag:?} is not an Ollama model name"
+        )));
+    }
+    let store = ollama_dir().ok_or_else(|| {
+        not_found("no Ollama directory (OLLAMA_MODELS and HOME are unset)".into())
+    })?;
+    let mut manifest = store.join("manifests").join("registry.ollama.ai");
+    if parts.len() == 1 {
+        manifest.push("library");
+    }
+    for p in &parts {
+        manifest.push(p);
+    }
+    manifest.push(tag);
+    if !manifest.is_file() {
+        return Err(not_found(format!(
+            "no Ollama manifest at {}",
+            manifest.display()
+        )));
+    }
+    let len = std::fs::metadata(&manifest)
+        .map_err(|e| Error::io(&manifest, e))?
+        .len();
+    if len > MAX_MANIFEST_BYTES {
+        return Err(Error::InvalidJson {
+            path: manifest,
+            reason: format!("manifest is {len} bytes, over the {MAX_MANIFEST_BYTES} byte cap"),
+        });
+    }
+    let text = std::fs::read(&manifest).map_err(|e| Error::io(&manifest, e))?;
+    let v: Value = serde_json::from_slice(&text).map_err(|e| Error::InvalidJson {
+        path: manifest.clone(),
+        reason: format!("not valid JSON: {e}"),
+    })?;
+    let digest = v
+        .get("layers")
+        .and_then(Value::as_array)
+        .and_then(|layers| {
+            layers.iter().find(|l| {
+                l.get("mediaType").and_then(Value::as_str)
+                    == Some("application/vnd.ollama.image.model")
+            })
+        })
+        .and_then(|l| l.get("digest"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::InvalidJson {
+            path: manifest.clone(),
+            reason: "no layer with mediaType application/vnd.ollama.image.model and a digest"
+                .into(),
+        })?;
+    let hex = digest
+        .strip_prefix("sha256:")
+        .filter(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()));
+    let hex = hex.ok_or_else(|| Error::InvalidJson {
+        path: manifest.clone(),
+        reason: format!("digest {digest:?} is not sha256:<64 hex>"),
+    })?;
+    let blob = store.join("blobs").join(format!("sha256-{hex}"));
+    if !blob.is_file() {
+        return Err(not_found(format!(
+            "manifest {} names blob {} which is missing",
+            manifest.display(),
+            blob.display()
+        )));
+    }
+    let format = format::detect(&blob)?;
+    Ok(ModelSource {
+        spec: spec.into(),
+        name: format!("{name}:{tag}"),
+        format,
+        files: vec![blob],
+        root: store.join("blobs"),
+        config: None,
+        index: None,
+        repo_id: None,
+        revision: Some(digest.to_owned()),
+    })
 }
 
 fn resolve_hf_cache(spec: &str, repo: &str, rev: Option<&str>) -> Result<ModelSource> {
@@ -411,6 +525,32 @@ mod tests {
         assert_eq!(parse_repo_id("a/b@dev"), Some(("a/b", Some("dev"))));
         assert_eq!(parse_repo_id("a/b/c"), None);
         assert_eq!(parse_repo_id("../x"), None);
+    }
+
+    #[test]
+    fn ollama_manifest_to_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let hex = "ab".repeat(32);
+        let m = dir
+            .path()
+            .join("manifests/registry.ollama.ai/library/tiny/q4");
+        std::fs::create_dir_all(m.parent().unwrap()).unwrap();
+        let manifest = serde_json::json!({"layers": [
+            {"mediaType": "application/vnd.ollama.image.license", "digest": format!("sha256:{}", "cd".repeat(32))},
+            {"mediaType": "application/vnd.ollama.image.model", "digest": format!("sha256:{hex}")}]});
+        std::fs::write(&m, manifest.to_string()).unwrap();
+        std::fs::create_dir_all(dir.path().join("blobs")).unwrap();
+        let blob = dir.path().join(format!("blobs/sha256-{hex}"));
+        std::fs::write(&blob, b"GGUF\x03\0\0\0").unwrap();
+        std::env::set_var("OLLAMA_MODELS", dir.path());
+        let src = resolve("ollama:tiny:q4").unwrap();
+        assert_eq!(src.files, vec![blob]);
+        assert_eq!(src.format, Format::Gguf);
+        let err = resolve("ollama:tiny").unwrap_err().to_string();
+        assert!(err.contains("latest"), "{err}");
+        let err = resolve("ollama:../etc:x").unwrap_err().to_string();
+        assert!(err.contains("not an Ollama model name"), "{err}");
+        std::env::remove_var("OLLAMA_MODELS");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use fingerprint::engine::{self, Options};
 use fingerprint::{source, Fingerprint, Role};
 
@@ -52,7 +52,12 @@ pub fn run(a: FingerprintArgs) -> Result<()> {
     }
     let mut stdout_prints = Vec::new();
     for (i, (model, target)) in a.models.iter().zip(&targets).enumerate() {
-        let fp = fingerprint_one(model, roles.clone(), !a.no_hash)?;
+        let src = if a.download {
+            fingerprint::hub::download(model, a.revision.as_deref())?
+        } else {
+            source::resolve(model)?
+        };
+        let fp = fingerprint_source(&src, roles.clone(), !a.no_hash)?;
         let bytes = render(&fp, format, target.is_some() || i == 0)?;
         match target {
             Some(path) => {
@@ -78,10 +83,13 @@ pub fn run(a: FingerprintArgs) -> Result<()> {
     Ok(())
 }
 
-/// Fingerprint one model argument, with a progress bar for large models.
-pub fn fingerprint_one(model: &str, roles: Option<Vec<Role>>, hash: bool) -> Result<Fingerprint> {
-    let src = source::resolve(model)?;
-    let plan = engine::plan(&src)?;
+/// Fingerprint one resolved model, with a progress bar for large models.
+pub fn fingerprint_source(
+    src: &source::ModelSource,
+    roles: Option<Vec<Role>>,
+    hash: bool,
+) -> Result<Fingerprint> {
+    let plan = engine::plan(src)?;
     let bar = progress::elements_bar(engine::planned_elements(&plan, &roles), &src.name);
     let tick = |n: u64| bar.inc(n);
     let opts = Options {
@@ -90,7 +98,7 @@ pub fn fingerprint_one(model: &str, roles: Option<Vec<Role>>, hash: bool) -> Res
         command: super::command_line(),
         progress: Some(&tick),
     };
-    let fp = engine::fingerprint(&src, &opts).with_context(|| format!("fingerprinting {model}"))?;
+    let fp = engine::fingerprint(src, &opts)?;
     bar.finish_and_clear();
     for w in &fp.warnings {
         eprintln!("nullprint: warning: {}: {w}", fp.model.name);
