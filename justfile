@@ -28,19 +28,19 @@ lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
 
-# Replay a published claim end to end (experiments/NAME.toml).
+# Replay a published claim end to end (experiments/NAME.toml) into reports/NAME/.
 reproduce name="honestagi": build
-    #!/usr/bin/env bash
-    set -euo pipefail
-    if [[ ! -f "experiments/{{name}}.toml" ]]; then
-        echo "reproduce: experiments/{{name}}.toml is not written yet (issue 8)." >&2
-        echo "Meanwhile, fingerprinting the real models fetched by \`just models\`:" >&2
-        shopt -s nullglob
-        for d in "{{models_dir}}"/*/; do
-            echo "== $(basename "$d")"
-            {{nullprint}} fingerprint "$d" --roles attn_q,attn_k,attn_v,attn_o --format csv --no-hash \
-                || echo "   (not readable by this build yet)"
-        done
-        exit 0
-    fi
-    {{nullprint}} reproduce "experiments/{{name}}.toml"
+    {{nullprint}} reproduce "experiments/{{name}}.toml" --force
+    @echo "open reports/{{name}}/index.html (or read reports/{{name}}/report.md)"
+
+# Recompute the baseline fingerprints from the real weights (`just models all` first).
+baselines: build
+    {{nullprint}} baselines --models "{{models_dir}}" --force
+
+# Render the demo report (synthetic data, labelled as such) to preview the layout.
+report-demo dir="target/report-demo":
+    cargo run --locked -p nullprint-report --example demo -- "{{dir}}" --force
+
+# Open a rendered report in headless Chromium, save DIR/screenshot.png, fail on a blank page.
+report-check dir="reports/honestagi":
+    scripts/report-check.sh "{{dir}}" "{{dir}}/screenshot.png"

@@ -26,6 +26,145 @@ pub enum Command {
     Fingerprint(FingerprintArgs),
     /// Print how each tensor of a model maps to canonical roles.
     Roles(RolesArgs),
+    /// Recompute the baseline panel's fingerprints from the weights (verifying their hashes).
+    Baselines(BaselinesArgs),
+    /// Replay a published claim (experiments/NAME.toml) and write its report.
+    Reproduce(ReproduceArgs),
+    /// Similarity of two fingerprints (or models), tested against nulls.
+    Compare(CompareArgs),
+    /// p-value of a published number against a panel or a published matrix.
+    Null(NullArgs),
+    /// Every pairwise similarity with p-values, BH q-values and Holm-adjusted p-values.
+    Matrix(MatrixArgs),
+}
+
+/// Text for people, JSON for programs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TextOrJson {
+    /// Aligned text.
+    Text,
+    /// Pretty JSON.
+    Json,
+}
+
+/// How curves are taken from fingerprints.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CurveArgs {
+    /// Similarity measure: honestagi, spearman, detrended, detrended2, diff.
+    #[arg(long, default_value = "honestagi")]
+    pub measure: String,
+    /// Roles whose per-layer std curves are compared (default: attn_q,attn_k,attn_v,attn_o).
+    #[arg(long, value_delimiter = ',')]
+    pub roles: Vec<String>,
+    /// Std convention: 0 (population, stored) or 1 (torch.std, as published).
+    #[arg(long, default_value_t = 0)]
+    pub ddof: u32,
+    /// Encoder-decoder models: auto, encoder, decoder, encoder+decoder.
+    #[arg(long, default_value = "auto")]
+    pub stack: String,
+}
+
+/// `nullprint compare`.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// First model: a fingerprint JSON or anything `fingerprint` accepts.
+    pub a: String,
+    /// Second model.
+    pub b: String,
+    /// Nulls: panel:DIR, shuffle, circular, block[:L], surrogate[:ORDER] (repeatable).
+    #[arg(long)]
+    pub null: Vec<String>,
+    /// Monte-Carlo samples per surrogate null.
+    #[arg(long, default_value_t = 10_000)]
+    pub samples: usize,
+    /// Seed of the Monte-Carlo nulls.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Lineage labels for a panel null (CSV: model,root or a,b,label).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// False-positive-rate thresholds for a panel null.
+    #[arg(long)]
+    pub threshold: Vec<f64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: TextOrJson,
+    /// Measure and curve options.
+    #[command(flatten)]
+    pub curve: CurveArgs,
+}
+
+/// `nullprint null`.
+#[derive(Debug, clap::Args)]
+pub struct NullArgs {
+    /// The published similarity to test.
+    #[arg(long, allow_hyphen_values = true)]
+    pub observed: f64,
+    /// A directory of fingerprints (labels from --labels or its index.toml).
+    #[arg(long)]
+    pub panel: Option<PathBuf>,
+    /// A published square similarity matrix (CSV; first row and column are model ids).
+    #[arg(long)]
+    pub matrix: Option<PathBuf>,
+    /// Lineage labels (CSV: model,root or a,b,label).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Thresholds at which to report the false-positive rate (repeatable).
+    #[arg(long)]
+    pub threshold: Vec<f64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: TextOrJson,
+    /// Measure and curve options (panels only).
+    #[command(flatten)]
+    pub curve: CurveArgs,
+}
+
+/// `nullprint matrix`.
+#[derive(Debug, clap::Args)]
+pub struct MatrixArgs {
+    /// Fingerprint JSON files, directories of them, or models.
+    #[arg(required = true)]
+    pub fingerprints: Vec<String>,
+    /// Lineage labels (CSV: model,root or a,b,label); without them every model is its own root.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: TextOrJson,
+    /// Measure and curve options.
+    #[command(flatten)]
+    pub curve: CurveArgs,
+}
+
+/// `nullprint reproduce`.
+#[derive(Debug, clap::Args)]
+pub struct ReproduceArgs {
+    /// The experiment file, e.g. experiments/honestagi.toml.
+    pub experiment: PathBuf,
+    /// Report directory (default: reports/<experiment id>).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Replace an existing report.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `nullprint baselines`.
+#[derive(Debug, clap::Args)]
+pub struct BaselinesArgs {
+    /// The panel's index (lineage labels and expected weight hashes).
+    #[arg(long, default_value = "baselines/index.toml")]
+    pub index: PathBuf,
+    /// Where the weights are (`just models all` puts them there).
+    #[arg(long, env = "NULLPRINT_MODELS")]
+    pub models: Option<PathBuf>,
+    /// Only these model ids.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Option<Vec<String>>,
+    /// Overwrite existing fingerprints.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Output format of `fingerprint`.
@@ -40,9 +179,15 @@ pub enum FingerprintFormat {
 /// `nullprint fingerprint`.
 #[derive(Debug, clap::Args)]
 pub struct FingerprintArgs {
-    /// Model file, directory, shard index, or Hugging Face repo id in the local cache.
-    #[arg(required = true)]
+    /// Model file, directory, shard index, `ollama:NAME[:TAG]`, or Hugging Face repo id.
+    #[arg(required_unless_present = "list")]
     pub models: Vec<String>,
+    /// Read more models from this file, one per line (`#` starts a comment).
+    #[arg(long)]
+    pub list: Option<PathBuf>,
+    /// Take only share I of N of the models (0 <= I < N), e.g. `--shard $SLURM_ARRAY_TASK_ID/64`.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
     /// Output file (one model) or directory (several); stdout when absent.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -58,12 +203,31 @@ pub struct FingerprintArgs {
     /// Skip SHA-256 hashing of the weight files.
     #[arg(long)]
     pub no_hash: bool,
+    /// Recompute even when the fingerprint cache has this model.
+    #[arg(long)]
+    pub no_cache: bool,
     /// Download Hugging Face repo ids into the HF cache first (needs network).
     #[arg(long)]
     pub download: bool,
     /// Revision (branch, tag or commit) to download with `--download`.
     #[arg(long, requires = "download")]
     pub revision: Option<String>,
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let (i, n) = s.split_once('/').ok_or("expected I/N, e.g. 3/64")?;
+    let i: usize = i
+        .trim()
+        .parse()
+        .map_err(|_| format!("{i:?} is not a number"))?;
+    let n: usize = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("{n:?} is not a number"))?;
+    if n == 0 || i >= n {
+        return Err(format!("shard {i}/{n}: need 0 <= I < N"));
+    }
+    Ok((i, n))
 }
 
 /// `nullprint roles`.

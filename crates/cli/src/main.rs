@@ -8,7 +8,9 @@ use clap::Parser;
 
 mod args;
 mod cmd;
+mod experiment;
 mod output;
+mod panel;
 mod progress;
 
 fn main() -> ExitCode {

@@ -136,3 +136,82 @@ fn unknown_model_is_one_clear_line() {
     assert_eq!(stderr(&o).lines().count(), 1);
     assert!(stderr(&o).contains("/no/such/model"));
 }
+
+#[test]
+fn cache_serves_repeats_and_ignores_corrupt_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let cache = dir.path().join("cache");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["fingerprint", model.to_str().unwrap(), "--format", "csv"];
+        args.extend_from_slice(extra);
+        let o = Command::new(env!("CARGO_BIN_EXE_nullprint"))
+            .args(&args)
+            .env("NULLPRINT_CACHE", &cache)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        o.stdout
+    };
+    let first = run(&[]);
+    let entries: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        entries.len(),
+        1,
+        "one entry, no temporary files: {entries:?}"
+    );
+    assert_eq!(run(&[]), first, "served from the cache");
+    // A corrupt entry (as a crash could leave it in place by hand) is ignored, not trusted.
+    std::fs::write(&entries[0], b"{ not json").unwrap();
+    assert_eq!(run(&[]), first);
+    assert_eq!(run(&["--no-cache"]), first);
+}
+
+#[test]
+fn list_and_shard_split_the_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut specs = String::from("# models, one per line\n");
+    for i in 0..5 {
+        let d = dir.path().join(format!("m{i}"));
+        std::fs::create_dir_all(&d).unwrap();
+        tiny_model(&d);
+        specs.push_str(&format!("{}\n", d.display()));
+    }
+    let list = dir.path().join("models.txt");
+    std::fs::write(&list, specs).unwrap();
+    let out = dir.path().join("fps");
+    let mut seen = Vec::new();
+    for shard in ["0/2", "1/2"] {
+        let o = nullprint(&[
+            "fingerprint",
+            "--list",
+            list.to_str().unwrap(),
+            "--shard",
+            shard,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    for e in std::fs::read_dir(&out).unwrap() {
+        seen.push(e.unwrap().file_name().to_string_lossy().into_owned());
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["m0.json", "m1.json", "m2.json", "m3.json", "m4.json"]
+    );
+    let o = nullprint(&[
+        "fingerprint",
+        "--list",
+        list.to_str().unwrap(),
+        "--shard",
+        "2/2",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success(), "shard index out of range is refused");
+}

@@ -128,9 +128,15 @@ pub fn plan(src: &ModelSource) -> Result<Plan> {
         });
     }
     // Encoder/decoder labels only mean something when a model has both stacks.
+    // Only layers count: a BERT MLM head named `cls.predictions.decoder` is not a decoder stack.
     let stacks: BTreeSet<_> = tensors
         .iter()
-        .flat_map(|t| t.assignments.iter().filter_map(|a| a.key.stack))
+        .flat_map(|t| {
+            t.assignments
+                .iter()
+                .filter(|a| a.key.layer.is_some())
+                .filter_map(|a| a.key.stack)
+        })
         .collect();
     if stacks.len() < 2 {
         for t in &mut tensors {

@@ -3,7 +3,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use fingerprint::cache::Cache;
 use fingerprint::engine::{self, Options};
 use fingerprint::{source, Fingerprint, Role};
 
@@ -11,7 +12,33 @@ use crate::args::{FingerprintArgs, FingerprintFormat};
 use crate::output::write_new;
 use crate::progress;
 
-pub fn run(a: FingerprintArgs) -> Result<()> {
+pub fn run(mut a: FingerprintArgs) -> Result<()> {
+    if let Some(list) = &a.list {
+        let text =
+            std::fs::read_to_string(list).with_context(|| format!("reading {}", list.display()))?;
+        a.models.extend(
+            text.lines()
+                .map(|l| l.split('#').next().unwrap_or("").trim())
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    if let Some((i, n)) = a.shard {
+        a.models = a
+            .models
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| k % n == i)
+            .map(|(_, m)| m.clone())
+            .collect();
+        if a.output.is_none() {
+            bail!("--shard needs -o DIR: each array task writes its own files");
+        }
+    }
+    if a.models.is_empty() {
+        eprintln!("nothing to do: no models in this shard");
+        return Ok(());
+    }
     let roles: Option<Vec<Role>> = a.roles.as_ref().map(|rs| {
         rs.iter()
             .map(|r| r.parse().unwrap_or(Role::Other(r.clone())))
@@ -24,9 +51,10 @@ pub fn run(a: FingerprintArgs) -> Result<()> {
             _ => FingerprintFormat::Json,
         });
     // Decide every output path before any work, so a bad path fails early.
-    let targets: Vec<Option<PathBuf>> = match (&a.output, a.models.len()) {
+    let into_dir = a.shard.is_some() || a.list.is_some() || a.models.len() > 1;
+    let targets: Vec<Option<PathBuf>> = match (&a.output, into_dir) {
         (None, _) => vec![None; a.models.len()],
-        (Some(out), 1) => vec![Some(out.clone())],
+        (Some(out), false) => vec![Some(out.clone())],
         (Some(dir), _) => {
             if dir.exists() && !dir.is_dir() {
                 bail!(
@@ -57,7 +85,7 @@ pub fn run(a: FingerprintArgs) -> Result<()> {
         } else {
             source::resolve(model)?
         };
-        let fp = fingerprint_source(&src, roles.clone(), !a.no_hash)?;
+        let fp = fingerprint_cached(&src, roles.clone(), !a.no_hash, !a.no_cache)?;
         let bytes = render(&fp, format, target.is_some() || i == 0)?;
         match target {
             Some(path) => {
@@ -81,6 +109,33 @@ pub fn run(a: FingerprintArgs) -> Result<()> {
         out.flush()?;
     }
     Ok(())
+}
+
+/// Fingerprint through the cache (keyed by file identity and options) when `use_cache`.
+pub fn fingerprint_cached(
+    src: &source::ModelSource,
+    roles: Option<Vec<Role>>,
+    hash: bool,
+    use_cache: bool,
+) -> Result<Fingerprint> {
+    let cache = use_cache.then(Cache::default_dir).flatten().map(Cache::new);
+    let key = match &cache {
+        Some(_) => Some(Cache::key(src, &format!("roles={roles:?};hash={hash}"))?),
+        None => None,
+    };
+    if let (Some(c), Some(k)) = (&cache, &key) {
+        if let Some(mut fp) = c.get(k) {
+            fp.model.source = src.spec.clone();
+            return Ok(fp);
+        }
+    }
+    let fp = fingerprint_source(src, roles, hash)?;
+    if let (Some(c), Some(k)) = (&cache, &key) {
+        if let Err(e) = c.put(k, &fp) {
+            eprintln!("nullprint: warning: fingerprint cache: {e}");
+        }
+    }
+    Ok(fp)
 }
 
 /// Fingerprint one resolved model, with a progress bar for large models.

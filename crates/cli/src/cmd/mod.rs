@@ -4,7 +4,13 @@ use anyhow::Result;
 
 use crate::args::{Cli, Command};
 
+mod baselines;
+mod common;
+mod compare;
 mod fingerprint;
+mod matrix;
+mod nulltest;
+mod reproduce;
 mod roles;
 
 /// Run the parsed command line.
@@ -12,6 +18,11 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Fingerprint(a) => fingerprint::run(a),
         Command::Roles(a) => roles::run(a),
+        Command::Baselines(a) => baselines::run(a),
+        Command::Reproduce(a) => reproduce::run(a),
+        Command::Compare(a) => compare::run(a),
+        Command::Null(a) => nulltest::run(a),
+        Command::Matrix(a) => matrix::run(a),
     }
 }
 

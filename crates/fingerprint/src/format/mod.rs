@@ -13,10 +13,14 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 
 pub mod ct2;
+pub mod ggml;
 pub mod gguf;
 pub mod onnx;
+pub mod onnx_proto;
+pub mod pickle;
 pub mod safetensors;
 pub mod torch;
+pub mod zipdir;
 
 /// One tensor as a reader sees it.
 #[derive(Clone, Debug, PartialEq)]

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use half::{bf16, f16};
+use half::f16;
 use memmap2::Mmap;
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors};
 
@@ -102,7 +102,43 @@ impl SafetensorsReader {
         }
         let lo = self.starts[index] + range.start as usize * size;
         let hi = self.starts[index] + range.end as usize * size;
-        self.map.get(lo..hi).ok_or_else(bad)
+        let bytes = self.map.get(lo..hi).ok_or_else(bad)?;
+        if !bytes.is_empty() {
+            self.populate(lo, hi - lo);
+        }
+        Ok(bytes)
+    }
+
+    /// Map the pages of `len` bytes at `offset` into the page table in one system call
+    /// (`MADV_POPULATE_READ`, Linux 5.14) instead of one page fault per 16 pages as the loop
+    /// touches them. Advice only: a kernel without it leaves the page faults to do the work.
+    fn populate(&self, offset: usize, len: usize) {
+        #[cfg(target_os = "linux")]
+        {
+            match std::env::var("NP_ADVISE").as_deref() {
+                Ok("none") => {}
+                Ok("willneed") => {
+                    let _ = self
+                        .map
+                        .advise_range(memmap2::Advice::WillNeed, offset, len);
+                }
+                Ok("both") => {
+                    let _ = self
+                        .map
+                        .advise_range(memmap2::Advice::WillNeed, offset, len);
+                    let _ = self
+                        .map
+                        .advise_range(memmap2::Advice::PopulateRead, offset, len);
+                }
+                _ => {
+                    let _ = self
+                        .map
+                        .advise_range(memmap2::Advice::PopulateRead, offset, len);
+                }
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (offset, len);
     }
 }
 
@@ -216,11 +252,11 @@ impl TensorReader for SafetensorsReader {
             }
             DType::F16 => {
                 let bytes = self.bytes(index, &range, 2)?;
-                decode_16(bytes, sink, |b| f16::from_bits(b).to_f32());
+                decode_f16(bytes, sink);
             }
             DType::BF16 => {
                 let bytes = self.bytes(index, &range, 2)?;
-                decode_16(bytes, sink, |b| bf16::from_bits(b).to_f32());
+                decode_bf16(bytes, sink);
             }
             ref other => {
                 return Err(Error::UnsupportedDtype {
@@ -234,15 +270,16 @@ impl TensorReader for SafetensorsReader {
     }
 }
 
-/// Little-endian f32 bytes to values: zero-copy when aligned on a little-endian machine.
+/// Little-endian f32 bytes to values: zero-copy when aligned on a little-endian machine, in
+/// one run (so the statistics kernel prefetches across the whole range).
 pub(crate) fn decode_f32(bytes: &[u8], sink: &mut dyn FnMut(Values<'_>)) {
     #[cfg(target_endian = "little")]
     {
         // SAFETY: every bit pattern is a valid f32; align_to only yields the aligned middle.
         let (pre, mid, post) = unsafe { bytes.align_to::<f32>() };
         if pre.is_empty() && post.is_empty() {
-            for chunk in mid.chunks(DECODE_CHUNK * 4) {
-                sink(Values::F32(chunk));
+            if !mid.is_empty() {
+                sink(Values::F32(mid));
             }
             return;
         }
@@ -259,7 +296,70 @@ pub(crate) fn decode_f32(bytes: &[u8], sink: &mut dyn FnMut(Values<'_>)) {
     }
 }
 
-/// Little-endian 16-bit floats to f32 through a reused buffer.
+/// Values widened per sink call by [`decode_bf16`] and [`decode_f16`]: a multiple of
+/// [`crate::stats::BLOCK`] (so blocks fall where they would for the same values stored as f32)
+/// small enough that the buffer stays in L1 cache while the kernel makes its two passes.
+const WIDEN_CHUNK: usize = 2 * crate::stats::BLOCK;
+
+/// How far ahead of the widening loops to prefetch, in bytes of the source. Page-cache pages
+/// are scattered in physical memory and the hardware prefetchers stop at every 4 KiB page
+/// boundary; without this the loops wait on DRAM (measured: 3x slower on a Xeon 4th gen).
+const PREFETCH_BYTES: usize = 2048;
+
+/// Hint the CPU to fetch the cache line holding `bytes[at]`, if there is one.
+#[inline(always)]
+fn prefetch(bytes: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(b) = bytes.get(at) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: SSE is part of the x86_64 baseline, and a prefetch has no architectural
+        // effect; the address is inside `bytes` anyway.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((b as *const u8).cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (bytes, at);
+}
+
+/// Little-endian bfloat16 bytes to f32 through a stack buffer. The widening is a 16-bit shift
+/// (exact; a signalling NaN stays a NaN), which the compiler vectorises.
+pub(crate) fn decode_bf16(bytes: &[u8], sink: &mut dyn FnMut(Values<'_>)) {
+    let mut buf = [0f32; WIDEN_CHUNK];
+    for (c, chunk) in bytes.chunks(WIDEN_CHUNK * 2).enumerate() {
+        let out = &mut buf[..chunk.len() / 2];
+        let base = c * WIDEN_CHUNK * 2;
+        for (k, (line, y)) in chunk.chunks(64).zip(out.chunks_mut(32)).enumerate() {
+            prefetch(bytes, base + k * 64 + PREFETCH_BYTES);
+            for (y, b) in y.iter_mut().zip(line.chunks_exact(2)) {
+                *y = f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16);
+            }
+        }
+        sink(Values::F32(out));
+    }
+}
+
+/// Little-endian IEEE half bytes to f32 through a stack buffer, with the `half` crate's slice
+/// conversion (F16C instructions when the CPU has them).
+pub(crate) fn decode_f16(bytes: &[u8], sink: &mut dyn FnMut(Values<'_>)) {
+    use half::slice::HalfFloatSliceExt;
+    let mut buf = [0f32; WIDEN_CHUNK];
+    let mut halves = [f16::ZERO; WIDEN_CHUNK];
+    for (c, chunk) in bytes.chunks(WIDEN_CHUNK * 2).enumerate() {
+        let n = chunk.len() / 2;
+        let base = c * WIDEN_CHUNK * 2;
+        for (k, (line, h)) in chunk.chunks(64).zip(halves[..n].chunks_mut(32)).enumerate() {
+            prefetch(bytes, base + k * 64 + PREFETCH_BYTES);
+            for (h, b) in h.iter_mut().zip(line.chunks_exact(2)) {
+                *h = f16::from_bits(u16::from_le_bytes([b[0], b[1]]));
+            }
+        }
+        let out = &mut buf[..n];
+        halves[..n].convert_to_f32_slice(out);
+        sink(Values::F32(out));
+    }
+}
+
+/// Little-endian 16-bit floats to f32 through a reused buffer, with any widening function
+/// (the readers of other formats use it; [`decode_bf16`] and [`decode_f16`] are faster).
 pub(crate) fn decode_16(
     bytes: &[u8],
     sink: &mut dyn FnMut(Values<'_>),

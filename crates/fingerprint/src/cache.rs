@@ -1,0 +1,120 @@
+//! A fingerprint cache keyed by file identity, so re-running a panel costs nothing for models
+//! already seen.
+//!
+//! The key hashes, for every weight file: its canonical path, size, modification time and the
+//! SHA-256 of its first [`HEAD_BYTES`] bytes (the header, where offsets and shapes live), plus
+//! the nullprint version and the options that change the result. Entries are written to a
+//! temporary file and renamed into place, so a run killed mid-write leaves no entry a later run
+//! would trust; an entry that does not parse as a fingerprint is ignored and recomputed.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::fingerprint::Fingerprint;
+use crate::source::ModelSource;
+
+/// Bytes at the start of each file that go into the key.
+pub const HEAD_BYTES: u64 = 1 << 20;
+
+/// A directory of cached fingerprints.
+#[derive(Clone, Debug)]
+pub struct Cache {
+    dir: PathBuf,
+}
+
+impl Cache {
+    /// A cache in `dir` (created on first write).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Cache { dir: dir.into() }
+    }
+
+    /// `$NULLPRINT_CACHE`, else `$XDG_CACHE_HOME/nullprint/fingerprints`, else
+    /// `~/.cache/nullprint/fingerprints`.
+    pub fn default_dir() -> Option<PathBuf> {
+        if let Some(p) = std::env::var_os("NULLPRINT_CACHE").filter(|p| !p.is_empty()) {
+            return Some(PathBuf::from(p));
+        }
+        let base = match std::env::var_os("XDG_CACHE_HOME").filter(|p| !p.is_empty()) {
+            Some(p) => PathBuf::from(p),
+            None => {
+                PathBuf::from(std::env::var_os("HOME").filter(|p| !p.is_empty())?).join(".cache")
+            }
+        };
+        Some(base.join("nullprint").join("fingerprints"))
+    }
+
+    /// The key of a model under the given option string (roles filter, hashing, ...).
+    pub fn key(src: &ModelSource, options: &str) -> Result<String> {
+        let mut h = Sha256::new();
+        h.update(b"nullprint-cache-v1\0");
+        h.update(env!("CARGO_PKG_VERSION").as_bytes());
+        h.update(b"\0");
+        h.update(options.as_bytes());
+        for f in &src.files {
+            let canon = f.canonicalize().map_err(|e| Error::io(f, e))?;
+            let meta = std::fs::metadata(&canon).map_err(|e| Error::io(f, e))?;
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            h.update(canon.to_string_lossy().as_bytes());
+            h.update(meta.len().to_le_bytes());
+            h.update(mtime.to_le_bytes());
+            let mut head = Vec::new();
+            std::fs::File::open(&canon)
+                .map_err(|e| Error::io(f, e))?
+                .take(HEAD_BYTES)
+                .read_to_end(&mut head)
+                .map_err(|e| Error::io(f, e))?;
+            h.update(Sha256::digest(&head));
+        }
+        if let Some(c) = &src.config {
+            if let Ok(bytes) = std::fs::read(c) {
+                h.update(Sha256::digest(&bytes));
+            }
+        }
+        Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.json"))
+    }
+
+    /// The cached fingerprint for `key`, if a valid one exists.
+    pub fn get(&self, key: &str) -> Option<Fingerprint> {
+        let text = std::fs::read_to_string(self.path(key)).ok()?;
+        Fingerprint::from_json(&text).ok()
+    }
+
+    /// Store a fingerprint under `key`, atomically.
+    pub fn put(&self, key: &str, fp: &Fingerprint) -> Result<()> {
+        let out = |reason: String| Error::Output {
+            path: self.dir.clone(),
+            reason,
+        };
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| out(format!("creating the cache directory: {e}")))?;
+        let final_path = self.path(key);
+        let tmp = self.dir.join(format!(".{key}.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, fp.to_json())
+            .map_err(|e| out(format!("writing {}: {e}", tmp.display())))?;
+        std::fs::rename(&tmp, &final_path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            out(format!("renaming into {}: {e}", final_path.display()))
+        })
+    }
+}
+
+/// True when `path` names a cache entry file (not a temporary one).
+pub fn is_entry(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "json")
+        && !path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+}

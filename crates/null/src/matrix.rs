@@ -1,0 +1,263 @@
+//! Many comparisons: every pair of a set of models with a p-value against a null, and
+//! Benjamini–Hochberg q-values and Holm-adjusted p-values over all pairs.
+//!
+//! Scores come from a [`PairTable`] (computed on precomputed z-curves in parallel; 1,000
+//! fingerprints take well under a second in a release build). Each pair's p-value comes from
+//! a [`MatrixNull`]:
+//! * [`MatrixNull::LeaveModelsOut`]: the table's own unrelated pairs that share no model with
+//!   the pair tested, so a pair is never judged against itself or its own models' other pairs;
+//! * [`MatrixNull::External`]: one fixed null for every pair (e.g. a baseline panel's unrelated
+//!   pairs, or a published matrix's).
+//!
+//! p-values of pairs in one table are dependent (they share models), so BH q-values control
+//! the false discovery rate only under positive dependence; Holm's control of the family-wise
+//! error holds under any dependence.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::labels::Relation;
+use crate::measure::Measure;
+use crate::multiple::{bh, holm};
+use crate::null::NullInfo;
+use crate::pvalue::{log10_empirical_p, EmpiricalNull};
+use crate::table::{PairFailure, PairTable};
+
+/// The null each pair is tested against.
+#[derive(Clone, Debug)]
+pub enum MatrixNull<'a> {
+    /// The table's unrelated pairs sharing no model with the tested pair.
+    LeaveModelsOut,
+    /// One null for every pair.
+    External {
+        /// The null scores.
+        null: &'a EmpiricalNull,
+        /// What it is.
+        info: NullInfo,
+    },
+}
+
+/// One pair of the matrix.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MatrixRow {
+    /// First model.
+    pub a: String,
+    /// Second model.
+    pub b: String,
+    /// Lineage relation from the labels.
+    pub relation: Relation,
+    /// Similarity.
+    pub score: f64,
+    /// Null values used for this pair.
+    pub n: u64,
+    /// Null values at or above the score.
+    pub exceed: u64,
+    /// `(1 + exceed) / (1 + n)` (1 when n = 0).
+    pub p: f64,
+    /// log10 of p.
+    pub log10_p: f64,
+    /// Benjamini–Hochberg q-value over all rows.
+    pub q_bh: f64,
+    /// Holm-adjusted p-value over all rows.
+    pub p_holm: f64,
+}
+
+/// All pairs with p-values and adjustments.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MatrixReport {
+    /// Where the scores came from.
+    pub source: String,
+    /// The measure, when computed here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measure: Option<Measure>,
+    /// The null.
+    pub null: NullInfo,
+    /// One row per scored pair, in table order.
+    pub rows: Vec<MatrixRow>,
+    /// Pairs that could not be scored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<PairFailure>,
+    /// Caveats.
+    pub notes: Vec<String>,
+}
+
+fn count_at_or_above(sorted: &[f64], s: f64) -> u64 {
+    (sorted.len() - sorted.partition_point(|&x| x < s)) as u64
+}
+
+/// Fill `q_bh` and `p_holm` from the rows' `p`.
+pub fn adjust(rows: &mut [MatrixRow]) -> Result<()> {
+    let ps: Vec<f64> = rows.iter().map(|r| r.p).collect();
+    let (q, h) = (bh(&ps)?, holm(&ps)?);
+    for ((r, q), h) in rows.iter_mut().zip(q).zip(h) {
+        r.q_bh = q;
+        r.p_holm = h;
+    }
+    Ok(())
+}
+
+/// p-values for every pair of `table` against `null`, with BH and Holm adjustments.
+pub fn report(table: &PairTable, null: &MatrixNull<'_>) -> Result<MatrixReport> {
+    if let Some(p) = table.pairs.iter().find(|p| !p.score.is_finite()) {
+        return Err(Error::NonFiniteInput {
+            what: "matrix scores".into(),
+            value: p.score,
+        });
+    }
+    let mut rows = Vec::with_capacity(table.pairs.len());
+    let mut empty = 0u64;
+    let info = match null {
+        MatrixNull::External { null, info } => {
+            for p in &table.pairs {
+                let (a, b) = table.ids(p);
+                let exceed = null.exceed(p.score);
+                let n = null.len() as u64;
+                rows.push(MatrixRow {
+                    a: a.into(),
+                    b: b.into(),
+                    relation: p.relation,
+                    score: p.score,
+                    n,
+                    exceed,
+                    p: (1.0 + exceed as f64) / (1.0 + n as f64),
+                    log10_p: log10_empirical_p(exceed, n),
+                    q_bh: 1.0,
+                    p_holm: 1.0,
+                });
+            }
+            info.clone()
+        }
+        MatrixNull::LeaveModelsOut => {
+            let mut all = Vec::new();
+            let mut per_model: Vec<Vec<f64>> = vec![Vec::new(); table.models.len()];
+            for p in table
+                .pairs
+                .iter()
+                .filter(|p| p.relation == Relation::Unrelated)
+            {
+                all.push(p.score);
+                per_model[p.a].push(p.score);
+                per_model[p.b].push(p.score);
+            }
+            all.sort_by(f64::total_cmp);
+            for v in &mut per_model {
+                v.sort_by(f64::total_cmp);
+            }
+            for p in &table.pairs {
+                let (a, b) = table.ids(p);
+                let own = p.relation == Relation::Unrelated;
+                // Pair (a, b) itself, when unrelated, is in both models' lists: add it back
+                // once before subtracting both (unsigned arithmetic).
+                let n = (all.len() as u64 + own as u64)
+                    - per_model[p.a].len() as u64
+                    - per_model[p.b].len() as u64;
+                let exceed = (count_at_or_above(&all, p.score) + own as u64)
+                    - count_at_or_above(&per_model[p.a], p.score)
+                    - count_at_or_above(&per_model[p.b], p.score);
+                if n == 0 {
+                    empty += 1;
+                }
+                rows.push(MatrixRow {
+                    a: a.into(),
+                    b: b.into(),
+                    relation: p.relation,
+                    score: p.score,
+                    n,
+                    exceed,
+                    p: (1.0 + exceed as f64) / (1.0 + n as f64),
+                    log10_p: log10_empirical_p(exceed, n),
+                    q_bh: 1.0,
+                    p_holm: 1.0,
+                });
+            }
+            NullInfo {
+                name: "panel-leave-models-out".into(),
+                preserves: format!(
+                    "what unrelated models of {} share, from the unrelated pairs that involve \
+                     neither model of the tested pair",
+                    table.source
+                ),
+                destroys: "lineage: related and unknown pairs are excluded by the labels".into(),
+            }
+        }
+    };
+    adjust(&mut rows)?;
+    let mut notes = vec![
+        crate::null::panel::DEPENDENCE_NOTE.to_string(),
+        "p-values of pairs sharing models are dependent: BH q-values assume positive \
+         dependence; Holm-adjusted p-values hold under any dependence"
+            .to_string(),
+    ];
+    if empty > 0 {
+        notes.push(format!(
+            "{empty} pairs had no null pairs left (p = 1): label more models"
+        ));
+    }
+    Ok(MatrixReport {
+        source: table.source.clone(),
+        measure: table.measure,
+        null: info,
+        rows,
+        failures: table.failures.clone(),
+        notes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::{ModelMeta, PairEntry};
+
+    #[test]
+    fn leave_models_out_counts() {
+        use Relation::*;
+        let models = (0..4)
+            .map(|i| ModelMeta {
+                id: format!("m{i}"),
+                root: None,
+                block: format!("m{i}"),
+                family: None,
+                layers: None,
+            })
+            .collect();
+        let pairs = [
+            (0, 1, 0.9, Related),
+            (0, 2, 0.5, Unrelated),
+            (0, 3, 0.6, Unrelated),
+            (1, 2, 0.7, Unrelated),
+            (1, 3, 0.8, Unrelated),
+            (2, 3, 0.4, Unrelated),
+        ]
+        .iter()
+        .map(|&(a, b, score, relation)| PairEntry {
+            a,
+            b,
+            score,
+            relation,
+        })
+        .collect();
+        let t = PairTable {
+            source: "t".into(),
+            measure: None,
+            models,
+            pairs,
+            failures: vec![],
+        };
+        let r = report(&t, &MatrixNull::LeaveModelsOut).unwrap();
+        // (0,1): the only unrelated pair avoiding m0 and m1 is (2,3) = 0.4 < 0.9.
+        assert_eq!((r.rows[0].n, r.rows[0].exceed), (1, 0));
+        assert_eq!(r.rows[0].p, 0.5);
+        // (0,2) = 0.5: null pairs avoiding m0, m2: (1,3) = 0.8 >= 0.5.
+        assert_eq!((r.rows[1].n, r.rows[1].exceed), (1, 1));
+        assert_eq!(r.rows[1].p, 1.0);
+        assert!(r.rows.iter().all(|x| x.q_bh >= x.p && x.p_holm >= x.p));
+        let ext = EmpiricalNull::new(vec![0.1, 0.2, 0.95]).unwrap();
+        let info = NullInfo {
+            name: "x".into(),
+            preserves: String::new(),
+            destroys: String::new(),
+        };
+        let r = report(&t, &MatrixNull::External { null: &ext, info }).unwrap();
+        assert_eq!((r.rows[0].n, r.rows[0].exceed), (3, 1));
+    }
+}

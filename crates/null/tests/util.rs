@@ -1,0 +1,55 @@
+//! Shared helpers: locating real models (skipping loudly when absent) and reading reference
+//! JSON files.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use null::curves::Curves;
+
+/// `$NULLPRINT_MODELS/<name>/<file>` (default `~/.cache/nullprint-models`), or `None` after
+/// printing the skip notice the project requires.
+pub fn model_file(test: &str, name: &str, file: &str) -> Option<PathBuf> {
+    let root = std::env::var_os("NULLPRINT_MODELS")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/nullprint-models"))
+        })
+        .unwrap_or_else(|| PathBuf::from(".cache/nullprint-models"));
+    let path = root.join(name).join(file);
+    if path.exists() {
+        Some(path)
+    } else {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: {test}: {} not found (run just models)",
+            path.display()
+        );
+        None
+    }
+}
+
+/// A JSON file under tests/data.
+pub fn data(name: &str) -> serde_json::Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Curves from a JSON object `{role: [values]}`.
+pub fn curves_from_json(model: &str, v: &serde_json::Value) -> Curves {
+    let roles: BTreeMap<String, Vec<f64>> = serde_json::from_value(v.clone()).unwrap();
+    Curves::new(model, roles).unwrap()
+}
+
+/// |a - b| <= tol, with a message.
+#[track_caller]
+pub fn assert_close(a: f64, b: f64, tol: f64, what: &str) {
+    assert!(
+        (a - b).abs() <= tol,
+        "{what}: {a} vs {b} (|diff| {:e} > {tol:e})",
+        (a - b).abs()
+    );
+}
