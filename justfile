@@ -44,3 +44,8 @@ report-demo dir="target/report-demo":
 # Open a rendered report in headless Chromium, save DIR/screenshot.png, fail on a blank page.
 report-check dir="reports/honestagi":
     scripts/report-check.sh "{{dir}}" "{{dir}}/screenshot.png"
+
+# Full-size calibration of every measure and null (p-value uniformity, KS, QQ data): ~2-5 min.
+calibrate out="target/calibration/calibration.json":
+    mkdir -p "$(dirname {{out}})"
+    cargo run --release --locked -p nullprint-null --example calibrate -- 2000 999 "{{out}}"

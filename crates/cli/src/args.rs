@@ -36,6 +36,42 @@ pub enum Command {
     Null(NullArgs),
     /// Every pairwise similarity with p-values, BH q-values and Holm-adjusted p-values.
     Matrix(MatrixArgs),
+    /// Weight-level tests: neuron-matching independence, depth alignment, MoE upcycling.
+    Trace(TraceArgs),
+}
+
+/// Which weight-level test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TraceTest {
+    /// Permutation-robust independence test on MLP neurons (Zhu et al., ICML 2025).
+    Csu,
+    /// Which layers of B correspond to which of A (insertion, duplication, pruning).
+    Align,
+    /// Which experts of a MoE model copy a dense model's MLP.
+    Upcycle,
+    /// All that apply.
+    All,
+}
+
+/// `nullprint trace`.
+#[derive(Debug, clap::Args)]
+pub struct TraceArgs {
+    /// First model (weights: file, directory, repo id in the HF cache, ollama:NAME).
+    pub a: String,
+    /// Second model.
+    pub b: String,
+    /// Which test.
+    #[arg(long, value_enum, default_value = "all")]
+    pub test: TraceTest,
+    /// Most hidden units matched per layer (seeded subsample beyond it, stated in the output).
+    #[arg(long, default_value_t = 1024)]
+    pub max_units: usize,
+    /// Seed of every sampled choice.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: TextOrJson,
 }
 
 /// Text for people, JSON for programs.

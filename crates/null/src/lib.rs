@@ -22,6 +22,8 @@
 //!   choice for encoder-decoder models (encoder then decoder by default), ddof 0 or 1.
 //! * [`measure`]: `honestagi` (exactly the published method), `spearman`, `detrended`,
 //!   `detrended2`, `diff`; flags for flat curves and shared quantization patterns.
+//! * [`compare`](mod@compare): one pair with all requested nulls, in the shape `nullprint compare`
+//!   reports.
 //! * [`null`]: panel and matrix nulls ([`null::panel`], [`null::matrix`]) and surrogate nulls
 //!   ([`null::surrogate`]), each stating what it preserves and destroys.
 //! * [`pvalue`]: `(1 + exceed)/(1 + n)`, log10 p, Monte-Carlo error, rates with
@@ -29,7 +31,7 @@
 //! * [`labels`]: lineage labels (`model,root` / `model,derived_from` or `a,b,label` CSV).
 //! * [`table`]: all pairwise scores. [`matrix`]: many comparisons. [`roc`]: ROC, AUC,
 //!   leave-one-model-out thresholds.
-//! * [`sim`], [`derive`]: simulated null curves and controlled derivations (positive controls).
+//! * [`sim`], [`derive`](mod@derive): simulated null curves and controlled derivations (positive controls).
 //! * [`calibrate`], [`power`]: the tests of the statistics.
 //! * [`stats`], [`rng`]: numerical and random-number primitives.
 //!
@@ -57,6 +59,7 @@
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 pub mod calibrate;
+pub mod compare;
 pub mod curves;
 pub mod derive;
 pub mod error;
@@ -74,7 +77,9 @@ pub mod stats;
 pub mod table;
 #[cfg(test)]
 mod testutil;
+pub mod trace;
 
+pub use compare::{compare, CompareOptions, Comparison};
 pub use curves::{CurveOptions, Curves, RoleSel, StackChoice};
 pub use error::{Error, Result};
 pub use labels::{Labels, Relation};

@@ -15,7 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::labels::Relation;
 use crate::measure::Measure;
 use crate::multiple::{bh, holm};
@@ -98,12 +98,7 @@ pub fn adjust(rows: &mut [MatrixRow]) -> Result<()> {
 
 /// p-values for every pair of `table` against `null`, with BH and Holm adjustments.
 pub fn report(table: &PairTable, null: &MatrixNull<'_>) -> Result<MatrixReport> {
-    if let Some(p) = table.pairs.iter().find(|p| !p.score.is_finite()) {
-        return Err(Error::NonFiniteInput {
-            what: "matrix scores".into(),
-            value: p.score,
-        });
-    }
+    table.validate()?;
     let mut rows = Vec::with_capacity(table.pairs.len());
     let mut empty = 0u64;
     let info = match null {

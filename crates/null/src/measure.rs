@@ -464,7 +464,7 @@ fn role_kernel(
             let tiny = |r: &[f64], src: &[f64]| {
                 let mr = r.iter().fold(0.0f64, |m, x| m.max(x.abs()));
                 let ms = src.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-                !(mr > RESIDUAL_REL * ms)
+                mr.is_nan() || mr <= RESIDUAL_REL * ms
             };
             if tiny(u, xa) || tiny(v, yb) {
                 return Err(Degenerate::NoSpread(" after detrending"));
@@ -625,7 +625,7 @@ pub fn flags(a: &Curves, b: &Curves, low_spread_cv: f64) -> Vec<Flag> {
 
 /// Compare two models' curves with one measure. Both must hold the same role keys.
 pub fn similarity(a: &Curves, b: &Curves, opts: &MeasureOptions) -> Result<Similarity> {
-    if !(opts.low_spread_cv >= 0.0) {
+    if opts.low_spread_cv.is_nan() || opts.low_spread_cv < 0.0 {
         return Err(Error::invalid(
             "low_spread_cv",
             opts.low_spread_cv,
@@ -803,6 +803,51 @@ mod tests {
             2
         );
         assert!(f.iter().all(|f| !f.to_string().is_empty()));
+    }
+
+    /// Whatever the scale or shape of the input, a measure returns a finite score in [-1, 1]
+    /// or a typed error, never NaN.
+    #[test]
+    fn no_nan_at_any_scale() {
+        use crate::rng::{normal, stream};
+        let mut r = stream(99, 0);
+        for &scale in &[1e-300, 1e-150, 1e-10, 1.0, 1e10, 1e150, 1e300] {
+            for shape in 0..5 {
+                for (la, lb) in [(6, 6), (5, 9)] {
+                    let mut gen = |n: usize| -> Vec<f64> {
+                        (0..n)
+                            .map(|i| {
+                                let v = match shape {
+                                    0 => normal(&mut r),
+                                    1 => 1.0,
+                                    2 => 1.0 + f64::EPSILON * (i % 2) as f64,
+                                    3 => (i % 2) as f64,
+                                    _ => i as f64,
+                                };
+                                v * scale
+                            })
+                            .collect()
+                    };
+                    let a = Curves::new("a", [("r".to_string(), gen(la))].into()).unwrap();
+                    let b = Curves::new("b", [("r".to_string(), gen(lb))].into()).unwrap();
+                    for m in Measure::ALL {
+                        if let Ok(s) = similarity(&a, &b, &MeasureOptions::new(m)) {
+                            assert!(
+                                s.score.is_finite() && s.score.abs() <= 1.0,
+                                "{m} scale {scale} shape {shape}: {}",
+                                s.score
+                            );
+                            assert!(s.rescaled.is_finite());
+                            for f in &s.flags {
+                                if let Flag::LowSpread { cv, .. } = f {
+                                    assert!(cv.is_finite());
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -225,6 +225,7 @@ fn choose(train: &[&PairEntry], n_rel: u64, n_unrel: u64, rule: ThresholdRule) -
 
 /// Leave-one-model-out (or leave-one-root-out) threshold; see the module docs.
 pub fn held_out(table: &PairTable, rule: ThresholdRule, grouping: Grouping) -> Result<HeldOut> {
+    table.validate()?;
     if let ThresholdRule::Fpr(a) = rule {
         if !(0.0..1.0).contains(&a) {
             return Err(Error::invalid("alpha", a, "must lie in [0, 1)"));

@@ -84,7 +84,7 @@ pub fn zscore(xs: &[f64]) -> Result<Vec<f64>> {
 pub(crate) fn zscore_kernel(xs: &[f64]) -> Option<Vec<f64>> {
     let m = xs.iter().sum::<f64>() / xs.len() as f64;
     let s = pop_std_about(xs, m);
-    if !(s > ZERO_SPREAD_REL * max_abs(xs)) {
+    if s.is_nan() || s <= ZERO_SPREAD_REL * max_abs(xs) {
         return None;
     }
     Some(xs.iter().map(|x| (x - m) / s).collect())
@@ -128,7 +128,7 @@ pub(crate) fn pearson_kernel(x: &[f64], y: &[f64]) -> Option<f64> {
         ay = ay.max(b.abs());
     }
     let tol = ZERO_SPREAD_REL * ZERO_SPREAD_REL * nf;
-    if !(sxx > tol * ax * ax) || !(syy > tol * ay * ay) {
+    if sxx.is_nan() || syy.is_nan() || sxx <= tol * ax * ax || syy <= tol * ay * ay {
         return None;
     }
     Some((sxy / (sxx.sqrt() * syy.sqrt())).clamp(-1.0, 1.0))
@@ -263,7 +263,7 @@ pub(crate) fn lag1_kernel(e: &[f64]) -> Option<f64> {
         return None;
     }
     let ss: f64 = e.iter().map(|x| x * x).sum();
-    if !(ss > 0.0) {
+    if ss.is_nan() || ss <= 0.0 {
         return None;
     }
     let c: f64 = e.windows(2).map(|w| w[0] * w[1]).sum();
@@ -327,7 +327,7 @@ pub fn ks_uniform(xs: &[f64]) -> Result<Ks> {
 /// Press et al., Numerical Recipes, 3rd ed., §6.14 and §14.3.3). For λ < 1.18 the dual series
 /// 1 - √(2π)/λ Σ exp(-(2k-1)²π²/(8λ²)) converges faster and is used instead.
 pub fn kolmogorov_q(lambda: f64) -> f64 {
-    if !(lambda > 0.0) {
+    if lambda.is_nan() || lambda <= 0.0 {
         return 1.0;
     }
     if lambda < 1.18 {

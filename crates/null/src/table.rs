@@ -201,6 +201,28 @@ impl PairTable {
         })
     }
 
+    /// Check that every pair names two distinct models of the table (`a < b`) and has a finite
+    /// score: tables read back from JSON are not trusted.
+    pub fn validate(&self) -> Result<()> {
+        let n = self.models.len();
+        for p in &self.pairs {
+            if !(p.a < p.b && p.b < n) {
+                return Err(Error::invalid(
+                    "pair table",
+                    format!("pair ({}, {})", p.a, p.b),
+                    &format!("indices must satisfy a < b < {n}"),
+                ));
+            }
+            if !p.score.is_finite() {
+                return Err(Error::NonFiniteInput {
+                    what: format!("pair table {}", self.source),
+                    value: p.score,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Scores of the pairs with the given relation, in table order.
     pub fn scores(&self, relation: Relation) -> Vec<f64> {
         self.pairs
@@ -270,6 +292,10 @@ mod tests {
         assert_eq!(t.failures.len(), 1);
         assert_eq!(t.failures[0].a, "flat");
         assert_eq!(t.models[2].layers, Some(4));
+        assert!(t.validate().is_ok());
+        let mut bad = t.clone();
+        bad.pairs[0].b = 99;
+        assert!(bad.validate().is_err());
         let dup = vec![cs[0].clone(), cs[0].clone()];
         assert!(PairTable::from_curves(&dup, &labels, Measure::HonestAgi).is_err());
     }

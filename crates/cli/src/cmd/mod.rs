@@ -12,6 +12,7 @@ mod matrix;
 mod nulltest;
 mod reproduce;
 mod roles;
+mod trace;
 
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Compare(a) => compare::run(a),
         Command::Null(a) => nulltest::run(a),
         Command::Matrix(a) => matrix::run(a),
+        Command::Trace(a) => trace::run(a),
     }
 }
 

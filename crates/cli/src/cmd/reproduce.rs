@@ -858,14 +858,14 @@ fn verdict(c: &Ctx<'_>) -> rm::Verdict {
         })
         .collect();
     let mut says = format!(
-        "Against {} pairs of real models that share no weights (panel of {} models from {} roots), {} reach the {} value {:.3}: p = {:.3} (Clopper-Pearson 95% CI of the exceedance rate {:.3}-{:.3}). {}. The unrelated pairs' median is {:.3}, their 95th percentile {:.3}, their maximum {:.3} ({} vs {}).",
+        "Against {} pairs of real models that share no weights (panel of {} models from {} roots), {} reach the {} value {:.3}: p = {} (Clopper-Pearson 95% CI of the exceedance rate {:.3}-{:.3}). {}. The unrelated pairs' median is {:.3}, their 95th percentile {:.3}, their maximum {:.3} ({} vs {}).",
         n.n,
         c.members.len(),
         c.members.iter().map(|m| m.entry.root.as_str()).collect::<std::collections::BTreeSet<_>>().len(),
         n.exceed,
         if c.recomputed.is_some() { "recomputed" } else { "claimed" },
         c.observed,
-        n.p,
+        fmt_p(n.p),
         n.interval.0,
         n.interval.1,
         fpr.join("; "),
@@ -879,13 +879,13 @@ fn verdict(c: &Ctx<'_>) -> rm::Verdict {
         c.surrogates.iter().find(|s| s.0 == trend_surrogate())
     {
         says.push_str(&format!(
-            " A surrogate null that keeps each curve's depth trend and autocorrelation ({kind}, {} draws) gives the comparable real pair ({}) a score of {:.3} with p = {:.3}, and puts the claimed {} at p = {:.3}.",
+            " A surrogate null that keeps each curve's depth trend and autocorrelation ({kind}, {} draws) gives the comparable real pair ({}) a score of {:.3} with p = {}, and puts the claimed {} at p = {}.",
             of_pair.n,
             c.pair.map(|(a, b)| format!("{} vs {}", c.members[a].id, c.members[b].id)).unwrap_or_default(),
             score,
-            of_pair.p,
+            fmt_p(of_pair.p),
             exp.claim.value,
-            of_claim.p
+            fmt_p(of_claim.p)
         ));
     }
     for cal in c.surrogate_size {
@@ -918,8 +918,21 @@ fn verdict(c: &Ctx<'_>) -> rm::Verdict {
             detected.join(", ")
         ));
     }
+    let same_depth = c
+        .panel
+        .strata
+        .iter()
+        .find(|s| s.name == "same depth")
+        .map(|s| s.result.n)
+        .unwrap_or(0);
+    let depth_note = match exp.claim.layers {
+        Some([la, lb]) if la == lb => format!(
+            " The claimed models have the same depth ({la} layers). A published matrix of this similarity finds that unrelated same-depth decoders score far higher than pairs of different depth (see the published figures); this panel has only {same_depth} unrelated same-depth pair(s), so it cannot measure that stratum itself."
+        ),
+        _ => String::new(),
+    };
     let cannot = format!(
-        "{} The panel is small ({} pairs) and its pairs are not independent (a model enters many pairs), so the p-value is coarse (its smallest possible value is {:.3}) and its interval understates the uncertainty. A score below the null's bulk would not prove independence, and a score within it does not prove it either: a per-tensor std is blind to permutations and most weight edits, so derived models can score low and unrelated ones high. Only weight-level tests (`nullprint trace`) can decide lineage; this report tests whether the published number is evidence at all.",
+        "{}{depth_note} The panel is small ({} pairs) and its pairs are not independent (a model enters many pairs), so the p-value is coarse (its smallest possible value is {:.3}) and its interval understates the uncertainty. A score below the null's bulk would not prove independence, and a score within it does not prove it either: a per-tensor std is blind to permutations and most weight edits, so derived models can score low and unrelated ones high. Only weight-level tests (`nullprint trace`) can decide lineage; this report tests whether the published number is evidence at all.",
         if c.recomputed.is_some() {
             "The claimed models were fingerprinted from the weights on this machine."
         } else {
@@ -954,6 +967,15 @@ fn lineage_table(c: &Ctx<'_>) -> rm::Table {
                 ]
             })
             .collect(),
+    }
+}
+
+/// A p-value for prose: three decimals, or scientific notation below 0.001.
+fn fmt_p(p: f64) -> String {
+    if p < 1e-3 {
+        format!("{p:.1e}")
+    } else {
+        format!("{p:.3}")
     }
 }
 

@@ -203,6 +203,7 @@ pub fn test(table: &PairTable, observed: f64, opts: &PanelOptions) -> Result<Pan
     if !observed.is_finite() {
         return Err(Error::invalid("observed score", observed, "must be finite"));
     }
+    table.validate()?;
     let excluded_idx: Vec<usize> = opts
         .exclude
         .iter()
