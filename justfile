@@ -49,3 +49,7 @@ report-check dir="reports/honestagi":
 calibrate out="target/calibration/calibration.json":
     mkdir -p "$(dirname {{out}})"
     cargo run --release --locked -p nullprint-null --example calibrate -- 2000 999 "{{out}}"
+
+# Mutation-fuzz every parser: N inputs each (default 1,000,000), optionally only PARSERS.
+fuzz n="1000000" *parsers="":
+    NULLPRINT_FUZZ_ITERS={{n}} cargo run --release --locked -p nullprint-fingerprint --example fuzz -- {{parsers}}

@@ -902,6 +902,99 @@ mod tests {
     }
 
     #[test]
+    fn opt_deepseek_qwen3_mixtral_names() {
+        for (name, layer, role, expert) in [
+            (
+                "model.decoder.layers.4.self_attn.out_proj.weight",
+                4,
+                "attn_o",
+                None,
+            ),
+            ("model.decoder.layers.4.fc1.weight", 4, "mlp_up", None),
+            ("model.decoder.layers.4.fc2.bias", 4, "mlp_down_bias", None),
+            (
+                "model.decoder.layers.4.self_attn_layer_norm.weight",
+                4,
+                "attn_norm",
+                None,
+            ),
+            (
+                "model.decoder.layers.4.final_layer_norm.weight",
+                4,
+                "mlp_norm",
+                None,
+            ),
+            (
+                "model.layers.9.mlp.experts.63.gate_proj.weight",
+                9,
+                "mlp_gate",
+                Some(Expert::Index(63)),
+            ),
+            (
+                "model.layers.9.mlp.shared_experts.down_proj.weight",
+                9,
+                "mlp_down",
+                Some(Expert::Shared),
+            ),
+            (
+                "model.layers.2.self_attn.q_norm.weight",
+                2,
+                "attn_q_norm",
+                None,
+            ),
+            (
+                "model.layers.2.self_attn.k_norm.weight",
+                2,
+                "attn_k_norm",
+                None,
+            ),
+            (
+                "model.layers.1.block_sparse_moe.gate.weight",
+                1,
+                "router",
+                None,
+            ),
+            (
+                "model.layers.1.block_sparse_moe.experts.0.w1.weight",
+                1,
+                "mlp_gate",
+                Some(Expert::Index(0)),
+            ),
+            (
+                "gpt_neox.layers.3.mlp.dense_h_to_4h.weight",
+                3,
+                "mlp_up",
+                None,
+            ),
+            (
+                "transformer.h.3.self_attention.dense.weight",
+                3,
+                "attn_o",
+                None,
+            ),
+            (
+                "roberta.encoder.layer.11.attention.self.key.weight",
+                11,
+                "attn_k",
+                None,
+            ),
+        ] {
+            let k = one(name);
+            assert_eq!(
+                (k.layer, k.role.to_string(), k.expert),
+                (Some(layer), role.to_string(), expert),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            one("model.decoder.final_layer_norm.weight").role,
+            Role::FinalNorm
+        );
+        assert_eq!(one("gpt_neox.embed_in.weight").role, Role::Embed);
+        assert_eq!(one("embed_out.weight").role, Role::LmHead);
+    }
+
+    #[test]
     fn unknown_tensors_keep_their_names() {
         let k = one("model.layers.2.mystery.thing.weight");
         assert_eq!(k.role, Role::Other("mystery.thing".into()));

@@ -1379,3 +1379,117 @@ fn hostile_bytes_never_panic() {
     }
     assert!(opened > 0);
 }
+
+/// Mean over q/k/v/o of the Pearson correlation of two models' per-layer std curves.
+fn attention_similarity(a: &fingerprint::Fingerprint, b: &fingerprint::Fingerprint) -> f64 {
+    let pearson = |x: &[f64], y: &[f64]| {
+        let n = x.len() as f64;
+        let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+        let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
+        let sxx: f64 = x.iter().map(|a| (a - mx) * (a - mx)).sum();
+        let syy: f64 = y.iter().map(|b| (b - my) * (b - my)).sum();
+        sxy / (sxx * syy).sqrt()
+    };
+    let roles = fingerprint::Role::ATTENTION;
+    let mut total = 0.0;
+    for role in &roles {
+        let curve = |f: &fingerprint::Fingerprint| -> Vec<f64> {
+            f.curve(role, None, |s| s.std)
+                .values()
+                .map(|v| v.unwrap())
+                .collect()
+        };
+        let (x, y) = (curve(a), curve(b));
+        assert_eq!(x.len(), y.len(), "{role}");
+        assert!(x.len() >= 3, "{role}: {} layers", x.len());
+        total += pearson(&x, &y);
+    }
+    total / roles.len() as f64
+}
+
+/// A q4/q8 quantized copy of a model keeps its fingerprint: the tests quantize the attention
+/// weights themselves (the real MiniLM when present, else a generated model) into GGUF files.
+#[test]
+fn quantized_copies_keep_the_fingerprint() {
+    use fingerprint::engine::{fingerprint, Options};
+    let dir = tempfile::tempdir().unwrap();
+    // (layer, role name in GGUF, rows, cols, values) of the original.
+    let mut layers: Vec<(usize, &str, u64, u64, Vec<f32>)> = Vec::new();
+    let minilm = models_dir().join("all-minilm-l6-v2/model.safetensors");
+    if minilm.is_file() {
+        let r = fingerprint::format::safetensors::SafetensorsReader::open(&minilm).unwrap();
+        for (i, t) in r.tensors().iter().enumerate() {
+            let Some(rest) = t.name.strip_prefix("encoder.layer.") else {
+                continue;
+            };
+            let (l, suffix) = rest.split_once('.').unwrap();
+            let role = match suffix {
+                "attention.self.query.weight" => "attn_q",
+                "attention.self.key.weight" => "attn_k",
+                "attention.self.value.weight" => "attn_v",
+                "attention.output.dense.weight" => "attn_output",
+                _ => continue,
+            };
+            let mut v = Vec::new();
+            r.read(i, 0..t.numel(), &mut |x| match x {
+                Values::F32(x) => v.extend_from_slice(x),
+                Values::F64(x) => v.extend(x.iter().map(|&y| y as f32)),
+            })
+            .unwrap();
+            layers.push((l.parse().unwrap(), role, t.shape[0], t.shape[1], v));
+        }
+    } else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: quantized_copies_keep_the_fingerprint: {} not found; using a generated model",
+            minilm.display()
+        );
+        for l in 0..8 {
+            for (k, role) in ["attn_q", "attn_k", "attn_v", "attn_output"]
+                .iter()
+                .enumerate()
+            {
+                let scale = 0.02 * (1.0 + l as f32 * (1.0 + k as f32) / 4.0);
+                let v: Vec<f32> = test_values(64 * 256, (l * 4 + k) as u64)
+                    .iter()
+                    .map(|x| x * scale)
+                    .collect();
+                layers.push((l, role, 64, 256, v));
+            }
+        }
+    }
+    assert!(layers.len() >= 12);
+    let write = |ty: &str| -> fingerprint::Fingerprint {
+        let g = GgmlType::from_name(ty).unwrap();
+        let tensors: Vec<Tensor> = layers
+            .iter()
+            .map(|(l, role, rows, cols, v)| Tensor {
+                name: format!("blk.{l}.{role}.weight"),
+                ne: vec![*cols, *rows],
+                ty: g.code,
+                data: quantize(ty, v),
+            })
+            .collect();
+        let kvs = [("general.architecture", MetaValue::String("bert".into()))];
+        let p = write_temp(
+            &dir,
+            &format!("{ty}.gguf"),
+            &gguf_bytes(3, &kvs, &tensors, 32),
+        );
+        fingerprint(
+            &fingerprint::source::resolve(p.to_str().unwrap()).unwrap(),
+            &Options::default(),
+        )
+        .unwrap()
+    };
+    let original = write("F32");
+    for ty in ["Q8_0", "Q4_0", "Q4_1"] {
+        let q = write(ty);
+        let s = attention_similarity(&original, &q);
+        let _ = writeln!(
+            std::io::stderr(),
+            "{ty} copy vs original: mean per-role correlation {s:.6}"
+        );
+        assert!(s > 0.99, "{ty}: {s}");
+    }
+}
