@@ -306,8 +306,11 @@ fn zero_spread_curve_in_compare() {
     if o.status.success() {
         assert_no_nan(&String::from_utf8_lossy(&o.stdout));
     } else {
-        // Names the model (its display name, the file stem) and the role.
-        one_line_error(&o, &["a: ", "attn_q", "zero spread"]);
+        // Names the file and the role.
+        one_line_error(
+            &o,
+            &[&format!("{}: ", a.display()), "attn_q", "zero spread"],
+        );
     }
 }
 
@@ -318,8 +321,11 @@ fn short_curves_and_mismatched_roles_in_compare() {
     let a = model(&dir.path().join("a.safetensors"), 2, 7, &normal_q(7));
     let b = model(&dir.path().join("b.safetensors"), 2, 8, &normal_q(8));
     let o = compare(&a, &b);
-    // A clear refusal naming the model and the role (display name = file stem).
-    one_line_error(&o, &["a: ", "2 layers", "at least 3"]);
+    // A clear refusal naming the file and the role.
+    one_line_error(
+        &o,
+        &[&format!("{}: ", a.display()), "2 layers", "at least 3"],
+    );
     // Disjoint role sets: A has only q, B only k.
     let only = |path: &Path, p: &str, seed: u64| {
         let names: Vec<(String, Vec<u8>)> = (0..4)
@@ -339,7 +345,7 @@ fn short_curves_and_mismatched_roles_in_compare() {
     let a = only(&dir.path().join("qa.safetensors"), "q_proj", 10);
     let b = only(&dir.path().join("kb.safetensors"), "k_proj", 20);
     let o = compare(&a, &b);
-    one_line_error(&o, &["qa: ", "no attn_k rows"]);
+    one_line_error(&o, &[&format!("{}: ", a.display()), "no attn_k rows"]);
 }
 
 #[test]

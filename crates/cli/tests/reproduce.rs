@@ -56,3 +56,91 @@ fn committed_report_is_reproduced_at_any_thread_count() {
         .unwrap()
         .contains("not public"));
 }
+
+/// A safetensors model with `layers` layers of q/k/v/o whose std grows with depth.
+fn layered_model(path: &Path, layers: usize, seed: u64) {
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    let mut state = seed;
+    for l in 0..layers {
+        for p in ["q_proj", "k_proj", "v_proj", "o_proj"] {
+            let start = data.len();
+            for _ in 0..256 {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let u = ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.5;
+                data.extend_from_slice(&(u * 0.02 * (1.0 + l as f32)).to_le_bytes());
+            }
+            header.insert(
+                format!("model.layers.{l}.self_attn.{p}.weight"),
+                serde_json::json!({"dtype": "F32", "shape": [16, 16], "data_offsets": [start, data.len()]}),
+            );
+        }
+    }
+    let mut h = serde_json::to_vec(&header).unwrap();
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut bytes = (h.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(h);
+    bytes.extend(data);
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// When the user holds both claimed models, the claim is recomputed from them, not cited.
+#[test]
+fn claim_is_recomputed_when_its_weights_are_present() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (
+        dir.path().join("a.safetensors"),
+        dir.path().join("b.safetensors"),
+    );
+    layered_model(&a, 6, 1);
+    layered_model(&b, 6, 2);
+    let text = std::fs::read_to_string(workspace().join("experiments/honestagi.toml")).unwrap();
+    let text = text
+        .replace(
+            "\"IntervitensInc/pangu-pro-moe-model\"",
+            &format!("{:?}", a.display().to_string()),
+        )
+        .replace(
+            "\"Qwen/Qwen2.5-14B\"",
+            &format!("{:?}", b.display().to_string()),
+        )
+        .replace(
+            "\"../baselines/index.toml\"",
+            &format!(
+                "{:?}",
+                workspace()
+                    .join("baselines/index.toml")
+                    .display()
+                    .to_string()
+            ),
+        )
+        .replace("replicates = 100", "replicates = 5");
+    let exp = dir.path().join("claim.toml");
+    std::fs::write(&exp, text).unwrap();
+    let out = dir.path().join("report");
+    let o = Command::new(env!("CARGO_BIN_EXE_nullprint"))
+        .args(["reproduce"])
+        .arg(&exp)
+        .arg("-o")
+        .arg(&out)
+        .env("NULLPRINT_CACHE", dir.path().join("cache"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let tested = &r["computed"]["nulls"][0]["tested"];
+    assert_eq!(tested["kind"], "computed", "{tested}");
+    assert_eq!(tested["label"], "recomputed claim");
+    let v = tested["value"].as_f64().unwrap();
+    assert!(v.is_finite() && (-1.0..=1.0).contains(&v));
+    assert_ne!(v, 0.927);
+    assert!(r["verdict"]["cannot_say"]
+        .as_str()
+        .unwrap()
+        .contains("fingerprinted from the weights"));
+}

@@ -18,8 +18,9 @@ pub fn run(a: CompareArgs) -> Result<()> {
     let opts = curve_options(&a.curve.roles, a.curve.ddof, &a.curve.stack)?;
     let fa = load_fingerprint(&a.a)?;
     let fb = load_fingerprint(&a.b)?;
-    let ca = curves_of(&fa, &opts, &fa.model.name)?;
-    let mut cb = curves_of(&fb, &opts, &fb.model.name)?;
+    // Curves are named by the arguments, so every error names the file (or model) it concerns.
+    let ca = curves_of(&fa, &opts, &a.a)?;
+    let mut cb = curves_of(&fb, &opts, &a.b)?;
     if cb.model == ca.model {
         cb.model.push_str(" (b)");
     }
