@@ -45,10 +45,9 @@ report-demo dir="target/report-demo":
 report-check dir="reports/honestagi":
     scripts/report-check.sh "{{dir}}" "{{dir}}/screenshot.png"
 
-# Full-size calibration of every measure and null (p-value uniformity, KS, QQ data): ~2-5 min.
-calibrate out="target/calibration/calibration.json":
-    mkdir -p "$(dirname {{out}})"
-    cargo run --release --locked -p nullprint-null --example calibrate -- 2000 999 "{{out}}"
+# Full-size calibration of every measure and null: QQ plots, KS tests, rejection rates (minutes).
+calibrate: build
+    {{nullprint}} calibrate --force
 
 # Mutation-fuzz every parser: N inputs each (default 1,000,000), optionally only PARSERS.
 fuzz n="1000000" *parsers="":

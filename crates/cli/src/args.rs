@@ -38,6 +38,28 @@ pub enum Command {
     Matrix(MatrixArgs),
     /// Weight-level tests: neuron-matching independence, depth alignment, MoE upcycling.
     Trace(TraceArgs),
+    /// Check that every null's p-values are uniform on simulated unrelated curves.
+    Calibrate(CalibrateArgs),
+}
+
+/// `nullprint calibrate`.
+#[derive(Debug, clap::Args)]
+pub struct CalibrateArgs {
+    /// Simulated unrelated pairs per (measure, null).
+    #[arg(long, default_value_t = 2000)]
+    pub replicates: usize,
+    /// Monte-Carlo samples per surrogate null.
+    #[arg(long, default_value_t = 999)]
+    pub samples: usize,
+    /// Seed of the simulation.
+    #[arg(long, default_value_t = 20_250_704)]
+    pub seed: u64,
+    /// Report directory.
+    #[arg(short, long, default_value = "reports/calibration")]
+    pub output: PathBuf,
+    /// Replace an existing report.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Which weight-level test.

@@ -215,3 +215,31 @@ fn list_and_shard_split_the_work() {
     ]);
     assert!(!o.status.success(), "shard index out of range is refused");
 }
+
+#[test]
+fn calibrate_writes_a_report_with_rates_and_qq_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cal");
+    let o = nullprint(&[
+        "calibrate",
+        "--replicates",
+        "20",
+        "--samples",
+        "19",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let tables = r["computed"]["false_positive_rates"].as_array().unwrap();
+    assert!(!tables.is_empty());
+    for t in tables {
+        for row in t["rows"].as_array().unwrap() {
+            assert_eq!(row["n"], 20);
+            let rate = row["rate"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&rate));
+        }
+    }
+    assert!(out.join("figures").read_dir().unwrap().count() >= 2);
+}

@@ -5,6 +5,7 @@ use anyhow::Result;
 use crate::args::{Cli, Command};
 
 mod baselines;
+mod calibrate;
 mod common;
 mod compare;
 mod fingerprint;
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Null(a) => nulltest::run(a),
         Command::Matrix(a) => matrix::run(a),
         Command::Trace(a) => trace::run(a),
+        Command::Calibrate(a) => calibrate::run(a),
     }
 }
 
