@@ -614,7 +614,12 @@ fn build_report(c: &Ctx<'_>) -> Result<rm::Report> {
             panel: panel_models,
         },
         figures,
-        tables: vec![lineage_table(c), excluded_table(c), strata_note_table(c)],
+        tables: vec![
+            lineage_table(c),
+            held_out_table(c),
+            excluded_table(c),
+            strata_note_table(c),
+        ],
     })
 }
 
@@ -945,6 +950,58 @@ fn verdict(c: &Ctx<'_>) -> rm::Verdict {
         claimed,
         nulls_say: says,
         cannot_say: cannot,
+    }
+}
+
+/// A threshold never judged on the scores that chose it: for each model held out, the threshold
+/// that keeps the false-positive rate at 5% on the other models' unrelated pairs, and what it
+/// does on the held-out model's pairs.
+fn held_out_table(c: &Ctx<'_>) -> rm::Table {
+    use null::roc::{held_out, Grouping, ThresholdRule};
+    let mut rows = Vec::new();
+    let mut caption = "Leave one model out: the threshold is chosen on the pairs without the model (rule: false-positive rate at most 5%), then applied to the held-out model's pairs.".to_string();
+    match held_out(c.table, ThresholdRule::Fpr(0.05), Grouping::Model) {
+        Ok(h) => {
+            for f in &h.folds {
+                rows.push(vec![
+                    rm::Cell::Text(f.held_out.clone()),
+                    rm::Cell::Number(f.threshold),
+                    rm::Cell::Number(f.false_positives as f64),
+                    rm::Cell::Number(f.test_unrelated as f64),
+                    rm::Cell::Number(f.true_positives as f64),
+                    rm::Cell::Number(f.test_related as f64),
+                ]);
+            }
+            caption.push_str(&format!(
+                " Pooled over folds: false-positive rate {}/{} = {:.3} (95% CI {:.3}-{:.3}); median threshold {:.3}.",
+                h.fpr.count, h.fpr.n, h.fpr.rate, h.fpr.interval.0, h.fpr.interval.1, h.median_threshold
+            ));
+            for n in &h.notes {
+                let mut chars = n.chars();
+                if let Some(first) = chars.next() {
+                    caption.push_str(&format!(
+                        " {}{}.",
+                        first.to_uppercase(),
+                        chars.as_str().trim_end_matches('.')
+                    ));
+                }
+            }
+        }
+        Err(e) => caption.push_str(&format!(" Not computed: {e}.")),
+    }
+    rm::Table {
+        name: "held-out-threshold".into(),
+        title: format!("Held-out threshold ({})", c.measure.name()),
+        caption,
+        headers: vec![
+            "held-out model".into(),
+            "threshold".into(),
+            "false positives".into(),
+            "unrelated pairs".into(),
+            "true positives".into(),
+            "related pairs".into(),
+        ],
+        rows,
     }
 }
 
