@@ -45,6 +45,14 @@ report-demo dir="target/report-demo":
 report-check dir="reports/honestagi":
     scripts/report-check.sh "{{dir}}" "{{dir}}/screenshot.png"
 
+# Benchmark against numpy and gguf-py into bench/results/ (bench/README.md; BENCH_LARGE=1: +16 GB).
+bench: build
+    NULLPRINT_BIN="{{nullprint}}" python3 bench/run.py
+
+# Check the memory bound: fingerprint a generated 1.4 GB sharded checkpoint, print the peaks.
+bench-memory:
+    cargo test --release --locked -p nullprint-fingerprint --test memory -- --nocapture
+
 # Full-size calibration of every measure and null: QQ plots, KS tests, rejection rates (minutes).
 calibrate: build
     {{nullprint}} calibrate --force

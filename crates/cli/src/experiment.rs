@@ -76,6 +76,11 @@ pub struct PublishedSpec {
     pub value: f64,
     /// Its source.
     pub citation: String,
+    /// Draw it as a mark on the null-distribution and threshold figures.
+    #[serde(default)]
+    pub mark: bool,
+    /// A few words for that mark (default: the label's first words).
+    pub short: Option<String>,
 }
 
 /// `[measure]`.

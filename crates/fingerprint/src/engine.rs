@@ -347,3 +347,94 @@ pub fn planned_elements(plan: &Plan, roles: &Option<Vec<Role>>) -> u64 {
         .map(|a| a.ranges.iter().map(|r| r.end - r.start).sum::<u64>())
         .sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::source;
+
+    /// Write a safetensors file of 1-D tensors given as (name, dtype, little-endian bytes).
+    fn write(path: &Path, tensors: &[(&str, &str, Vec<u8>)]) {
+        let mut header = serde_json::Map::new();
+        let mut offset = 0;
+        for (name, dtype, bytes) in tensors {
+            let size = if *dtype == "BF16" { 2 } else { 4 };
+            header.insert(
+                name.to_string(),
+                serde_json::json!({
+                    "dtype": dtype,
+                    "shape": [bytes.len() / size],
+                    "data_offsets": [offset, offset + bytes.len()],
+                }),
+            );
+            offset += bytes.len();
+        }
+        let mut json = serde_json::to_vec(&header).unwrap();
+        json.resize(json.len().div_ceil(8) * 8, b' ');
+        let mut f = std::fs::File::create(path).unwrap();
+        f.write_all(&(json.len() as u64).to_le_bytes()).unwrap();
+        f.write_all(&json).unwrap();
+        for (_, _, bytes) in tensors {
+            f.write_all(bytes).unwrap();
+        }
+    }
+
+    /// Weight-like pseudo-random f32 values (xorshift64) on a slow ramp, so that every work
+    /// unit has its own mean and the order of merges shows in the last bits.
+    fn values(seed: u64, n: usize) -> Vec<f32> {
+        let mut s = seed | 1;
+        (0..n)
+            .map(|i| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.04 + i as f32 * 1e-8
+            })
+            .collect()
+    }
+
+    /// Tensors spanning several work units, in two shards, give the same bits at 1 to 4
+    /// threads.
+    #[test]
+    fn results_are_bit_identical_at_any_thread_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = 7 * UNIT as usize + 12_345;
+        let f32s: Vec<u8> = values(1, n).iter().flat_map(|x| x.to_le_bytes()).collect();
+        let bf16s: Vec<u8> = values(2, n + 777)
+            .iter()
+            .flat_map(|x| ((x.to_bits() >> 16) as u16).to_le_bytes())
+            .collect();
+        write(
+            &dir.path().join("a.safetensors"),
+            &[("model.layers.0.self_attn.q_proj.weight", "F32", f32s)],
+        );
+        write(
+            &dir.path().join("b.safetensors"),
+            &[("model.layers.0.self_attn.k_proj.weight", "BF16", bf16s)],
+        );
+        let src = source::resolve(dir.path().to_str().unwrap()).unwrap();
+        let run = |threads: usize| -> Vec<[u64; 6]> {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let fp = pool
+                .install(|| fingerprint(&src, &Options::default()))
+                .unwrap();
+            fp.tensors
+                .iter()
+                .map(|r| {
+                    let s = &r.stats;
+                    [s.mean, s.std, s.min, s.max, s.abs_mean, s.l2].map(|x| x.unwrap().to_bits())
+                })
+                .collect()
+        };
+        let one = run(1);
+        assert_eq!(one.len(), 2);
+        for threads in [2, 3, 4, 2, 3, 4] {
+            assert_eq!(run(threads), one, "{threads} threads");
+        }
+    }
+}

@@ -50,6 +50,15 @@ pub fn run(a: BaselinesArgs) -> Result<()> {
             // Provenance that does not depend on this machine's paths.
             fp.model.name = m.id.clone();
             fp.model.source = m.source.clone();
+            fp.model.command = [
+                "nullprint",
+                "baselines",
+                "--models",
+                "$NULLPRINT_MODELS",
+                "--force",
+            ]
+            .map(String::from)
+            .to_vec();
             let out = PanelIndex::fingerprint_path(&a.index, &m.id);
             write_new(&out, fp.to_json().as_bytes(), a.force)?;
             eprintln!(

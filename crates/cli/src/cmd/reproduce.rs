@@ -473,7 +473,7 @@ fn build_report(c: &Ctx<'_>) -> Result<rm::Report> {
         let mut r = null_result(
             of_pair,
             rm::Mark::Computed {
-                label: format!("observed: {pair_label}"),
+                label: "comparable pair".into(),
                 value: *score,
             },
         );
@@ -630,7 +630,7 @@ fn published_figures(exp: &Experiment) -> Vec<rm::Published> {
         .map(|(i, p)| rm::Published {
             id: format!("published-{}", i + 1),
             label: p.label.clone(),
-            short_label: short(&p.label),
+            short_label: p.short.clone().unwrap_or_else(|| short(&p.label)),
             value: Some(p.value),
             text: None,
             citation: rm::Citation {
@@ -1090,11 +1090,9 @@ fn figures(c: &Ctx<'_>, published: &[rm::Published]) -> Result<Vec<rm::Figure>> 
         .chain(
             published
                 .iter()
-                .filter(|p| {
-                    p.value
-                        .is_some_and(|v| (-1.0..=1.0).contains(&v) && v > 0.5)
-                })
-                .map(|p| rm::Mark::Published { id: p.id.clone() }),
+                .zip(&c.exp.published)
+                .filter(|(_, spec)| spec.mark)
+                .map(|(p, _)| rm::Mark::Published { id: p.id.clone() }),
         )
         .collect();
     // Null distributions.
