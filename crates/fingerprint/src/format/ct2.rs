@@ -22,10 +22,9 @@ use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use half::{bf16, f16};
 use memmap2::Mmap;
 
-use super::safetensors::{decode_16, decode_f32};
+use super::safetensors::{decode_bf16, decode_f16, decode_f32};
 use super::{TensorInfo, TensorReader, Values, DECODE_CHUNK};
 use crate::config::ConfigSummary;
 use crate::dtype::DType;
@@ -488,8 +487,8 @@ impl Ct2Reader {
         let bytes = self.bytes(var, &range, tensor)?;
         match var.code {
             Code::F32 => decode_f32(bytes, sink),
-            Code::F16 => decode_16(bytes, sink, |b| f16::from_bits(b).to_f32()),
-            Code::BF16 => decode_16(bytes, sink, |b| bf16::from_bits(b).to_f32()),
+            Code::F16 => decode_f16(bytes, sink),
+            Code::BF16 => decode_bf16(bytes, sink),
             other => {
                 return Err(Error::UnsupportedDtype {
                     path: self.path.clone(),

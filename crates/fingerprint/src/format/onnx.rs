@@ -41,7 +41,7 @@ use memmap2::Mmap;
 use prost::Message;
 
 use super::onnx_proto::{data_type as dt, ModelProto, NodeProto, TensorProto};
-use super::safetensors::{decode_16, decode_f32};
+use super::safetensors::{decode_bf16, decode_f16, decode_f32};
 use super::{TensorInfo, TensorReader, Values, DECODE_CHUNK};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -823,16 +823,8 @@ fn read_float(
     let (lo, hi) = (range.start as usize, range.end as usize);
     match (&init.data, init.elem) {
         (Data::Bytes(b), Elem::F32) => decode_f32(byte_range(path, b, 4, tensor, &range)?, sink),
-        (Data::Bytes(b), Elem::F16) => {
-            decode_16(byte_range(path, b, 2, tensor, &range)?, sink, |x| {
-                f16::from_bits(x).to_f32()
-            })
-        }
-        (Data::Bytes(b), Elem::BF16) => {
-            decode_16(byte_range(path, b, 2, tensor, &range)?, sink, |x| {
-                bf16::from_bits(x).to_f32()
-            })
-        }
+        (Data::Bytes(b), Elem::F16) => decode_f16(byte_range(path, b, 2, tensor, &range)?, sink),
+        (Data::Bytes(b), Elem::BF16) => decode_bf16(byte_range(path, b, 2, tensor, &range)?, sink),
         (Data::Bytes(b), Elem::F64) => {
             let bytes = byte_range(path, b, 8, tensor, &range)?;
             let mut buf = Vec::with_capacity(DECODE_CHUNK.min(bytes.len() / 8));

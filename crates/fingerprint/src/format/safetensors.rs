@@ -372,25 +372,6 @@ pub(crate) fn decode_f16(bytes: &[u8], sink: &mut dyn FnMut(Values<'_>)) {
     }
 }
 
-/// Little-endian 16-bit floats to f32 through a reused buffer, with any widening function
-/// (the readers of other formats use it; [`decode_bf16`] and [`decode_f16`] are faster).
-pub(crate) fn decode_16(
-    bytes: &[u8],
-    sink: &mut dyn FnMut(Values<'_>),
-    widen: impl Fn(u16) -> f32,
-) {
-    let mut buf = Vec::with_capacity(DECODE_CHUNK.min(bytes.len() / 2));
-    for chunk in bytes.chunks(DECODE_CHUNK * 2) {
-        buf.clear();
-        buf.extend(
-            chunk
-                .chunks_exact(2)
-                .map(|b| widen(u16::from_le_bytes([b[0], b[1]]))),
-        );
-        sink(Values::F32(&buf));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use half::bf16;

@@ -19,11 +19,10 @@ use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use half::{bf16, f16};
 use memmap2::Mmap;
 
 use super::pickle::{self, StorageKind};
-use super::safetensors::{decode_16, decode_f32};
+use super::safetensors::{decode_bf16, decode_f16, decode_f32};
 use super::zipdir::ZipDir;
 use super::{TensorInfo, TensorReader, Values, DECODE_CHUNK};
 use crate::dtype::DType;
@@ -277,8 +276,8 @@ impl TensorReader for TorchReader {
         let bytes = self.map.get(lo..hi).ok_or_else(bad)?;
         match slot.kind {
             StorageKind::F32 => decode_f32(bytes, sink),
-            StorageKind::F16 => decode_16(bytes, sink, |b| f16::from_bits(b).to_f32()),
-            StorageKind::BF16 => decode_16(bytes, sink, |b| bf16::from_bits(b).to_f32()),
+            StorageKind::F16 => decode_f16(bytes, sink),
+            StorageKind::BF16 => decode_bf16(bytes, sink),
             StorageKind::F64 => {
                 let mut buf = Vec::with_capacity(DECODE_CHUNK.min(bytes.len() / 8));
                 for chunk in bytes.chunks(DECODE_CHUNK * 8) {
