@@ -586,6 +586,8 @@ impl TensorReader for Ct2Reader {
 
 #[cfg(test)]
 mod tests {
+    use half::f16;
+
     use super::*;
 
     /// A CTranslate2 file writer for tests: `(name, shape, dtype code, raw bytes)`.

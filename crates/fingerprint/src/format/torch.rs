@@ -300,6 +300,8 @@ impl TensorReader for TorchReader {
 mod tests {
     use super::super::pickle::tests::Pickle;
     use super::super::zipdir::tests::write_stored;
+    use half::f16;
+
     use super::*;
 
     fn f32_bytes(v: &[f32]) -> Vec<u8> {
