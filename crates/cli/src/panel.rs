@@ -30,6 +30,19 @@ pub struct PanelModel {
     pub kind: String,
 }
 
+impl PanelModel {
+    /// The lineage label the null crate uses (same root = related); `layers` when known.
+    pub fn label(&self, layers: Option<usize>) -> null::labels::ModelLabel {
+        null::labels::ModelLabel {
+            root: Some(self.root.clone()),
+            derived_from: None,
+            family: Some(self.family.clone()),
+            org: Some(self.organization.clone()),
+            layers,
+        }
+    }
+}
+
 /// The whole index.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -83,18 +83,7 @@ pub fn load_panel(
             let models: BTreeMap<String, ModelLabel> = index
                 .model
                 .iter()
-                .map(|m| {
-                    (
-                        m.id.clone(),
-                        ModelLabel {
-                            root: Some(m.root.clone()),
-                            derived_from: None,
-                            family: Some(m.family.clone()),
-                            org: Some(m.organization.clone()),
-                            layers: None,
-                        },
-                    )
-                })
+                .map(|m| (m.id.clone(), m.label(None)))
                 .collect();
             Labels::new(models, Vec::new())?
         }

@@ -14,7 +14,7 @@ use fingerprint::hash::sha256_bytes;
 use fingerprint::Fingerprint;
 use null::curves::{CurveOptions, Curves, RoleSel, StackChoice};
 use null::derive::{Derivation, InsertMode};
-use null::labels::{Labels, ModelLabel, Relation};
+use null::labels::{Labels, Relation};
 use null::measure::{self, Measure, MeasureOptions, Prepared, Scratch};
 use null::null::panel::{self, BlockRepresentative, ObservedContext, PanelOptions, PanelReport};
 use null::null::surrogate::{self, SurrogateKind, SurrogateOptions};
@@ -145,16 +145,22 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
     let unrelated = table.scores(Relation::Unrelated);
 
     // Surrogate nulls of a comparable real pair.
+    let kinds: Vec<SurrogateKind> = exp
+        .nulls
+        .surrogates
+        .iter()
+        .map(|name| {
+            name.parse()
+                .map_err(|e| anyhow!("{}: {e}", a.experiment.display()))
+        })
+        .collect::<Result<_>>()?;
     let pair = pair_of(&exp, &members)?;
     let mut surrogate_results = Vec::new();
     if let Some((ia, ib)) = pair {
         let pa = Prepared::new(&members[ia].curves)?;
         let pb = Prepared::new(&members[ib].curves)?;
         let pair_score = measure::score(&pa, &pb, measure, &mut Scratch::default())?;
-        for (i, name) in exp.nulls.surrogates.iter().enumerate() {
-            let kind: SurrogateKind = name
-                .parse()
-                .map_err(|e| anyhow!("{}: {e}", a.experiment.display()))?;
+        for (i, &kind) in kinds.iter().enumerate() {
             let seed = child_seed(child_seed(exp.nulls.seed, seed_stream::SURROGATE), i as u64);
             let opts = SurrogateOptions {
                 kind,
@@ -180,10 +186,7 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
 
     // The size of each surrogate null on real data: its p-values for the real unrelated pairs.
     let mut surrogate_size = Vec::new();
-    for (i, name) in exp.nulls.surrogates.iter().enumerate() {
-        let kind: SurrogateKind = name
-            .parse()
-            .map_err(|e| anyhow!("{}: {e}", a.experiment.display()))?;
+    for (i, &kind) in kinds.iter().enumerate() {
         let seed = child_seed(child_seed(exp.nulls.seed, seed_stream::SIZE), i as u64);
         let opts = SurrogateOptions {
             kind,
@@ -311,18 +314,7 @@ fn input_file(path: &Path, description: &str) -> Result<rm::InputFile> {
 fn labels_of(members: &[Member]) -> Result<Labels> {
     let models = members
         .iter()
-        .map(|m| {
-            (
-                m.id.clone(),
-                ModelLabel {
-                    root: Some(m.entry.root.clone()),
-                    derived_from: None,
-                    family: Some(m.entry.family.clone()),
-                    org: Some(m.entry.organization.clone()),
-                    layers: Some(m.curves.max_layers()),
-                },
-            )
-        })
+        .map(|m| (m.id.clone(), m.entry.label(Some(m.curves.max_layers()))))
         .collect();
     Ok(Labels::new(models, Vec::new())?)
 }
