@@ -2,6 +2,8 @@
 //! and writing small safetensors checkpoints.
 #![allow(dead_code)]
 
+pub mod zip;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
