@@ -1259,7 +1259,14 @@ fn roc_figure(c: &Ctx<'_>) -> Result<Option<rm::Figure>> {
     let mut n_pos = 0;
     let mut n_neg = 0;
     for &m in c.measures {
-        let t = PairTable::from_curves(&curves_all, c.labels, m)?;
+        // The headline measure's table is already computed.
+        let owned;
+        let t = if m == c.measure {
+            c.table
+        } else {
+            owned = PairTable::from_curves(&curves_all, c.labels, m)?;
+            &owned
+        };
         let mut related = t.scores(Relation::Related);
         if let Some(ctrl) = c.controls.get(&m.name()) {
             related.extend(ctrl.iter().map(|(_, s)| *s));
