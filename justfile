@@ -33,7 +33,7 @@ reproduce name="honestagi": build
     {{nullprint}} reproduce "experiments/{{name}}.toml" --force
     @echo "open reports/{{name}}/index.html (or read reports/{{name}}/report.md)"
 
-# Recompute the baseline fingerprints from the real weights (`just models all` first).
+# Recompute the baseline fingerprints and positive controls from the real weights (`just models all` first).
 baselines: build
     {{nullprint}} baselines --models "{{models_dir}}" --force
 

@@ -28,6 +28,8 @@ pub enum Command {
     Roles(RolesArgs),
     /// Recompute the baseline panel's fingerprints from the weights (verifying their hashes).
     Baselines(BaselinesArgs),
+    /// Write a positive control: a model derived from real weights (noise, upcycling, layers).
+    Derive(DeriveArgs),
     /// Replay a published claim (experiments/NAME.toml) and write its report.
     Reproduce(ReproduceArgs),
     /// Similarity of two fingerprints (or models), tested against nulls.
@@ -217,9 +219,18 @@ pub struct BaselinesArgs {
     /// Where the weights are (`just models all` puts them there).
     #[arg(long, env = "NULLPRINT_MODELS")]
     pub models: Option<PathBuf>,
-    /// Only these model ids.
+    /// Only these model ids (panel models, or controls by id or by base).
     #[arg(long, value_delimiter = ',')]
     pub only: Option<Vec<String>>,
+    /// The positive controls' index (models derived from panel weights).
+    #[arg(long, default_value = "baselines/controls.toml")]
+    pub controls: PathBuf,
+    /// Skip the positive controls.
+    #[arg(long)]
+    pub no_controls: bool,
+    /// Where derived checkpoints are written while they are fingerprinted (then deleted).
+    #[arg(long, env = "TMPDIR")]
+    pub scratch: Option<PathBuf>,
     /// Overwrite existing fingerprints.
     #[arg(long)]
     pub force: bool,
@@ -286,6 +297,30 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
         return Err(format!("shard {i}/{n}: need 0 <= I < N"));
     }
     Ok((i, n))
+}
+
+/// `nullprint derive`.
+#[derive(Debug, clap::Args)]
+pub struct DeriveArgs {
+    /// The base model: file, directory, or Hugging Face repo id in the local cache.
+    pub model: String,
+    /// What to do to the weights: `noise(rel=X)`, `upcycle(experts=N, rel=X)`,
+    /// `insert(count=N, rel=X)` or `prune(count=N, rel=X)`; `rel` is the noise std relative to
+    /// the base's median attention std.
+    #[arg(long)]
+    pub recipe: String,
+    /// Seed of the noise (the output is identical byte for byte for a seed).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Element type of the derived weights: bf16, f16 or f32.
+    #[arg(long, default_value = "bf16")]
+    pub dtype: String,
+    /// Output directory (gets model.safetensors, config.json, derivation.json).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Replace a derived model already in the output directory.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `nullprint roles`.

@@ -135,11 +135,18 @@ fn default_alpha() -> f64 {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ControlsSpec {
-    /// The panel model derivations are built from.
-    pub base: String,
-    /// Relative noise levels.
+    /// Index of the positive controls built from real weights (`baselines/controls.toml`,
+    /// relative to the experiment file): derived checkpoints, fingerprinted by `baselines`.
+    #[serde(default)]
+    pub weights: Option<String>,
+    /// The panel model whose fingerprint the simulated derivations are built from.
+    #[serde(default)]
+    pub base: Option<String>,
+    /// Relative noise levels of the simulated derivations.
+    #[serde(default)]
     pub noise: Vec<f64>,
-    /// Derived models per derivation.
+    /// Simulated derived models per derivation.
+    #[serde(default)]
     pub replicates: usize,
 }
 
@@ -175,6 +182,12 @@ impl Experiment {
             );
         }
         Ok(e)
+    }
+
+    /// The positive controls' index, resolved against the experiment file's directory.
+    pub fn controls_path(&self, experiment_path: &Path) -> Option<PathBuf> {
+        let w = self.controls.as_ref()?.weights.as_ref()?;
+        Some(experiment_path.parent().unwrap_or(Path::new(".")).join(w))
     }
 
     /// The panel index path, resolved against the experiment file's directory.

@@ -455,3 +455,33 @@ fn fingerprints_are_byte_identical_at_1_and_4_threads() {
         );
     }
 }
+
+#[test]
+fn derive_errors_name_the_recipe_or_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = model(&dir.path().join("m.safetensors"), 6, 3, &normal_q(3));
+    let out = dir.path().join("out");
+    let b = base.to_str().unwrap();
+    let o = out.to_str().unwrap();
+    let bad = nullprint(&["derive", b, "--recipe", "grow(count=2)", "-o", o], &[]);
+    one_line_error(&bad, &["--recipe", "unknown kind"]);
+    let bad = nullprint(&["derive", b, "--recipe", "prune(count=5)", "-o", o], &[]);
+    one_line_error(&bad, &["prune count"]);
+    let ok = nullprint(
+        &["derive", b, "--recipe", "insert(count=2, rel=0.1)", "-o", o],
+        &[],
+    );
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let before = std::fs::read(out.join("model.safetensors")).unwrap();
+    let again = nullprint(&["derive", b, "--recipe", "noise(rel=1)", "-o", o], &[]);
+    one_line_error(&again, &["model.safetensors", "--force"]);
+    assert_eq!(
+        std::fs::read(out.join("model.safetensors")).unwrap(),
+        before
+    );
+    // The derived model is a model: 8 layers, every tensor mapped.
+    let fp = nullprint(&["fingerprint", o, "--no-hash"], &[]);
+    assert!(fp.status.success(), "{}", stderr(&fp));
+    let v: serde_json::Value = serde_json::from_slice(&fp.stdout).unwrap();
+    assert_eq!(v["model"]["config"]["layers"], 8);
+}

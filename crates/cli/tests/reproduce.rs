@@ -118,6 +118,16 @@ fn claim_is_recomputed_when_its_weights_are_present() {
                     .to_string()
             ),
         )
+        .replace(
+            "\"../baselines/controls.toml\"",
+            &format!(
+                "{:?}",
+                workspace()
+                    .join("baselines/controls.toml")
+                    .display()
+                    .to_string()
+            ),
+        )
         .replace("replicates = 100", "replicates = 5");
     let exp = dir.path().join("claim.toml");
     std::fs::write(&exp, text).unwrap();
@@ -143,4 +153,59 @@ fn claim_is_recomputed_when_its_weights_are_present() {
         .as_str()
         .unwrap()
         .contains("fingerprinted from the weights"));
+}
+
+/// A positive control's fingerprint must be the one its index describes: a stale record (other
+/// seed) or a missing file stops `reproduce` with the file named.
+#[test]
+fn stale_or_missing_controls_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("experiments")).unwrap();
+    std::fs::create_dir_all(root.join("baselines/controls")).unwrap();
+    std::fs::copy(
+        workspace().join("experiments/honestagi.toml"),
+        root.join("experiments/honestagi.toml"),
+    )
+    .unwrap();
+    for sub in ["baselines", "baselines/controls"] {
+        for e in std::fs::read_dir(workspace().join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                std::fs::copy(&p, root.join(sub).join(p.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_nullprint"))
+            .current_dir(root)
+            .args([
+                "reproduce",
+                "experiments/honestagi.toml",
+                "-o",
+                "out",
+                "--force",
+            ])
+            .env("NULLPRINT_CACHE", root.join("cache"))
+            .output()
+            .unwrap()
+    };
+    let id = "smollm2-135m-instruct.noise-rel1.s2";
+    let path = root.join(format!("baselines/controls/{id}.json"));
+    let original = std::fs::read(&path).unwrap();
+    let mut fp: serde_json::Value = serde_json::from_slice(&original).unwrap();
+    fp["model"]["derived"]["seed"] = serde_json::json!(7);
+    std::fs::write(&path, serde_json::to_vec(&fp).unwrap()).unwrap();
+    let o = run();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains(id) && err.contains("stale"), "{err}");
+    std::fs::remove_file(&path).unwrap();
+    let o = run();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains(id) && err.contains("just baselines"), "{err}");
+    std::fs::write(&path, &original).unwrap();
+    let o = run();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }

@@ -314,6 +314,7 @@ pub fn fingerprint(src: &ModelSource, opts: &Options<'_>) -> Result<Fingerprint>
             files,
             nullprint_version: env!("CARGO_PKG_VERSION").into(),
             command: opts.command.clone(),
+            derived: None,
         },
         nonfinite,
         tensors: rows,

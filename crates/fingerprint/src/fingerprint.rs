@@ -55,6 +55,26 @@ pub struct ModelInfo {
     pub nullprint_version: String,
     /// Command line that produced it.
     pub command: Vec<String>,
+    /// For a positive control made by `nullprint derive`: what it was derived from and how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derived: Option<DerivedFrom>,
+}
+
+/// How a derived model (a positive control) was made from its base.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DerivedFrom {
+    /// The base model (a panel id, or what the user gave).
+    pub base: String,
+    /// SHA-256 of each of the base's weight files.
+    pub base_sha256: Vec<String>,
+    /// The recipe, as `nullprint derive --recipe` spells it.
+    pub recipe: String,
+    /// Seed of the noise.
+    pub seed: u64,
+    /// Absolute std of the added noise.
+    pub noise_std: f64,
+    /// Which base layer each layer of the derived model copies.
+    pub layer_map: Vec<u32>,
 }
 
 /// Statistics of one tensor, or of one role's share of a fused tensor.

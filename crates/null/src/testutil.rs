@@ -55,6 +55,7 @@ pub fn fingerprint(name: &str, rows: Vec<TensorRow>) -> Fingerprint {
             files: Vec::new(),
             nullprint_version: "test".into(),
             command: Vec::new(),
+            derived: None,
         },
         nonfinite: false,
         tensors: rows,

@@ -252,6 +252,7 @@ pub fn demo_report() -> Report {
         title: "False-positive rate among unrelated panel pairs".into(),
         population: "45 demo pairs of unrelated models".into(),
         measure: "demo mean attention-std correlation".into(),
+        counts: None,
         rows: vec![
             rate_row("claimed value", claim_value, Some("claim"), &panel_scores),
             rate_row(
@@ -281,6 +282,7 @@ pub fn demo_report() -> Report {
         title: "Detection rate on positive controls".into(),
         population: "20 demo derivations per control".into(),
         measure: "demo mean attention-std correlation".into(),
+        counts: Some("a test whose p-value is at or below the threshold (the level α)".into()),
         rows: controls
             .iter()
             .map(|(l, s)| rate_row(l, rule_value, Some("rule_of_thumb"), s))

@@ -221,6 +221,10 @@ pub struct RateTable {
     pub population: String,
     /// The similarity measure, e.g. "HonestAGI mean attention-std correlation".
     pub measure: String,
+    /// What a row counts, when it is not "a pair whose score is at or above the threshold"
+    /// (e.g. "a test whose p-value is at or below the level").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<String>,
     /// Rows.
     pub rows: Vec<RateRow>,
 }

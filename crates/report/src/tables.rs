@@ -151,10 +151,15 @@ fn rate_table(report: &Report, cites: &Citations, table: &RateTable, what: &str)
         id: table.name.clone(),
         title: table.title.clone(),
         caption: t(format!(
-            "{} among {}; measure: {}. A pair counts when its score is at or above the threshold.",
+            "{} among {}; measure: {}. A row counts {}.",
             capitalize(what),
             table.population.trim_end_matches('.'),
-            table.measure.trim_end_matches('.')
+            table.measure.trim_end_matches('.'),
+            table
+                .counts
+                .as_deref()
+                .unwrap_or("a pair whose score is at or above the threshold")
+                .trim_end_matches('.')
         )),
         headers: ["row", "threshold", what, &interval_header("", &kind)]
             .map(String::from)

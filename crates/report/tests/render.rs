@@ -165,6 +165,7 @@ fn small_report() -> Report {
                 title: "False-positive rate".into(),
                 population: "8 unrelated pairs".into(),
                 measure: "mean correlation".into(),
+                counts: None,
                 rows: vec![
                     RateRow {
                         label: "claim".into(),
@@ -200,6 +201,9 @@ fn small_report() -> Report {
                 title: "Power".into(),
                 population: "controls".into(),
                 measure: "mean correlation".into(),
+                counts: Some(
+                    "a test whose p-value is at or below the threshold (the level α)".into(),
+                ),
                 rows: vec![RateRow {
                     label: "noise".into(),
                     threshold: 0.7,

@@ -1,14 +1,16 @@
 //! `nullprint baselines`: recompute the panel's fingerprints from the weights, verifying the
-//! weights' SHA-256 against the index, and say which models are missing.
+//! weights' SHA-256 against the index, then build and fingerprint the positive controls
+//! (models derived from panel weights), and say which models are missing.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
-use fingerprint::source;
+use anyhow::{anyhow, bail, Context, Result};
+use fingerprint::{source, DerivedFrom};
 
 use crate::args::BaselinesArgs;
+use crate::controls_index::{Control, ControlsIndex};
 use crate::output::write_new;
-use crate::panel::PanelIndex;
+use crate::panel::{PanelIndex, PanelModel};
 
 pub fn run(a: BaselinesArgs) -> Result<()> {
     let index = PanelIndex::load(&a.index)?;
@@ -76,6 +78,43 @@ pub fn run(a: BaselinesArgs) -> Result<()> {
             }
         }
     }
+    if !a.no_controls && a.controls.is_file() {
+        for c in ControlsIndex::load(&a.controls)? {
+            if a.only
+                .as_ref()
+                .is_some_and(|only| !only.contains(&c.id) && !only.contains(&c.base))
+            {
+                continue;
+            }
+            let Some(base) = index.model.iter().find(|m| m.id == c.base) else {
+                bail!(
+                    "{}: control {} derives from {:?}, which is not in {}",
+                    a.controls.display(),
+                    c.id,
+                    c.base,
+                    a.index.display()
+                );
+            };
+            let dir = models.join(&base.weights);
+            if !dir.is_dir() {
+                eprintln!(
+                    "missing: {} (its base {} is not in {}; `just models all` fetches it)",
+                    c.id,
+                    c.base,
+                    models.display()
+                );
+                missing.push(c.id.clone());
+                continue;
+            }
+            match build_control(&a, &c, base, &dir) {
+                Ok(()) => written.push(c.id.clone()),
+                Err(e) => {
+                    eprintln!("failed: {}: {e:#}", c.id);
+                    failed.push(c.id.clone());
+                }
+            }
+        }
+    }
     eprintln!(
         "baselines: {} written, {} missing, {} failed",
         written.len(),
@@ -85,5 +124,88 @@ pub fn run(a: BaselinesArgs) -> Result<()> {
     if !failed.is_empty() {
         bail!("could not fingerprint: {}", failed.join(", "));
     }
+    Ok(())
+}
+
+/// Derive one control from its base's weights into a scratch directory, fingerprint it, and
+/// write the fingerprint with its derivation record; the scratch copy is deleted.
+fn build_control(a: &BaselinesArgs, c: &Control, base: &PanelModel, dir: &Path) -> Result<()> {
+    let out = ControlsIndex::fingerprint_path(&a.controls, &c.id);
+    if out.exists() && !a.force {
+        bail!("{} exists; pass --force to overwrite it", out.display());
+    }
+    let scratch = match &a.scratch {
+        Some(d) => tempfile::Builder::new()
+            .prefix("nullprint-control-")
+            .tempdir_in(d),
+        None => tempfile::Builder::new()
+            .prefix("nullprint-control-")
+            .tempdir(),
+    }
+    .context("creating a scratch directory for the derived checkpoint")?;
+    let src = source::resolve(dir.to_str().unwrap_or_default())?;
+    let opts = controls::Options {
+        recipe: c.recipe,
+        seed: c.seed,
+        dtype: c.dtype,
+        force: true,
+    };
+    let derived = controls::derive(&src, scratch.path(), &opts)?;
+    let m = &derived.manifest;
+    let base_sha256: Vec<String> = m.base_files.iter().map(|(_, h)| h.clone()).collect();
+    if !base_sha256.contains(&base.sha256) {
+        bail!(
+            "{}: base weights' SHA-256 {:?} differs from the index's {}",
+            c.base,
+            base_sha256,
+            base.sha256
+        );
+    }
+    let dsrc = source::resolve(
+        scratch
+            .path()
+            .to_str()
+            .ok_or_else(|| anyhow!("scratch path is not UTF-8"))?,
+    )?;
+    let mut fp = super::fingerprint::fingerprint_source(&dsrc, None, true)?;
+    fp.model.name = c.id.clone();
+    fp.model.source = format!(
+        "derived by nullprint from {} ({}): {}, seed {}, {}",
+        base.id,
+        base.source,
+        c.recipe,
+        c.seed,
+        c.dtype.safetensors_name()
+    );
+    fp.model.command = [
+        "nullprint",
+        "derive",
+        &format!("$NULLPRINT_MODELS/{}", base.weights),
+        "--recipe",
+        &c.recipe.to_string(),
+        "--seed",
+        &c.seed.to_string(),
+        "--dtype",
+        &c.dtype.safetensors_name().to_ascii_lowercase(),
+        "-o",
+        "DIR",
+    ]
+    .map(String::from)
+    .to_vec();
+    fp.model.derived = Some(DerivedFrom {
+        base: base.id.clone(),
+        base_sha256,
+        recipe: c.recipe.to_string(),
+        seed: c.seed,
+        noise_std: m.noise_std,
+        layer_map: m.layer_map.clone(),
+    });
+    write_new(&out, fp.to_json().as_bytes(), a.force)?;
+    eprintln!(
+        "wrote {} ({} tensors, {:.0} MB derived checkpoint fingerprinted and deleted)",
+        out.display(),
+        fp.tensors.len(),
+        derived.bytes as f64 / 1e6
+    );
     Ok(())
 }

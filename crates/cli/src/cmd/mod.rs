@@ -8,6 +8,7 @@ mod baselines;
 mod calibrate;
 mod common;
 mod compare;
+mod derive;
 mod fingerprint;
 mod matrix;
 mod nulltest;
@@ -21,6 +22,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Fingerprint(a) => fingerprint::run(a),
         Command::Roles(a) => roles::run(a),
         Command::Baselines(a) => baselines::run(a),
+        Command::Derive(a) => derive::run(a),
         Command::Reproduce(a) => reproduce::run(a),
         Command::Compare(a) => compare::run(a),
         Command::Null(a) => nulltest::run(a),

@@ -24,6 +24,8 @@ use null::rng::{child_seed, stream};
 use null::table::PairTable;
 use report::model as rm;
 
+mod controls;
+
 use crate::args::ReproduceArgs;
 use crate::experiment::Experiment;
 use crate::panel::PanelIndex;
@@ -35,6 +37,7 @@ mod seed_stream {
     pub const CONTROLS: u64 = 3;
     pub const CALIBRATION: u64 = 4;
     pub const SIZE: u64 = 5;
+    pub const REAL_CONTROLS: u64 = 6;
 }
 
 /// One panel model, loaded.
@@ -144,6 +147,27 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
     let panel_report = panel::test(&table, observed, &panel_opts)?;
     let unrelated = table.scores(Relation::Unrelated);
 
+    let mut measures = vec![measure];
+    measures.extend(compare.iter().copied().filter(|m| *m != measure));
+
+    // Positive controls built from real weights: derived checkpoints scored against their base
+    // (checked first: a stale or missing control stops the run before the long nulls).
+    let real_controls = match exp.controls_path(&a.experiment) {
+        Some(path) => controls::evaluate(
+            &controls::Setup {
+                index_path: &path,
+                members: &members,
+                curve_opts: &curve_opts,
+                measures: &measures,
+                unrelated: &unrelated,
+                surrogate: trend_surrogate(),
+                seed: child_seed(exp.nulls.seed, seed_stream::REAL_CONTROLS),
+            },
+            &mut inputs,
+        )?,
+        None => Vec::new(),
+    };
+
     // Surrogate nulls of a comparable real pair.
     let kinds: Vec<SurrogateKind> = exp
         .nulls
@@ -202,19 +226,21 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
         )?);
     }
 
-    // Positive controls: derivations of a real fingerprint, and the power to detect them.
-    let (power_rows, control_scores) = match &exp.controls {
-        Some(c) => {
-            let base = members.iter().find(|m| m.id == c.base).ok_or_else(|| {
+    // Simulated positive controls: derivations of a real fingerprint, and the power to detect them.
+    let simulated = exp
+        .controls
+        .as_ref()
+        .and_then(|c| Some((c.base.as_ref()?, c)));
+    let (power_rows, control_scores) = match simulated {
+        Some((base_id, c)) => {
+            let base = members.iter().find(|m| &m.id == base_id).ok_or_else(|| {
                 anyhow!(
                     "{}: controls.base {:?} is not in the panel",
                     a.experiment.display(),
-                    c.base
+                    base_id
                 )
             })?;
             let derivations = derivations(&c.noise, base.curves.max_layers());
-            let mut measures = vec![measure];
-            measures.extend(compare.iter().copied().filter(|m| *m != measure));
             let cfg = PowerConfig {
                 derivations: derivations.clone(),
                 measures: measures.clone(),
@@ -244,8 +270,6 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
         None => (Vec::new(), BTreeMap::new()),
     };
 
-    let mut measures = vec![measure];
-    measures.extend(compare.iter().copied().filter(|m| *m != measure));
     let ctx = Ctx {
         exp: &exp,
         measure,
@@ -259,6 +283,7 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
         surrogate_size: &surrogate_size,
         power: &power_rows,
         controls: &control_scores,
+        real_controls: &real_controls,
         pair,
         observed,
         observed_mark,
@@ -292,6 +317,7 @@ struct Ctx<'a> {
     surrogate_size: &'a [null::calibrate::Calibration],
     power: &'a [PowerRow],
     controls: &'a BTreeMap<String, Vec<(String, f64)>>,
+    real_controls: &'a [controls::Scored],
     pair: Option<(usize, usize)>,
     observed: f64,
     observed_mark: rm::Mark,
@@ -485,6 +511,7 @@ fn build_report(c: &Ctx<'_>) -> Result<rm::Report> {
             c.panel.excluded.related
         ),
         measure: c.measure.description().into(),
+        counts: None,
         rows: c
             .panel
             .fpr
@@ -515,6 +542,7 @@ fn build_report(c: &Ctx<'_>) -> Result<rm::Report> {
             c.exp.nulls.samples.min(1000)
         ),
             measure: c.measure.name(),
+            counts: Some("a test whose p-value is at or below the threshold (the level α)".into()),
             rows: cal
                 .rejection
                 .iter()
@@ -530,7 +558,8 @@ fn build_report(c: &Ctx<'_>) -> Result<rm::Report> {
                 .collect(),
         }
     }));
-    let power = power_tables(c);
+    let mut power = controls::power_tables(c.real_controls, &exp.nulls.thresholds, exp.nulls.alpha);
+    power.extend(power_tables(c));
     let spec = spec_curve(c)?;
     let panel_models = c
         .members
@@ -568,6 +597,13 @@ fn build_report(c: &Ctx<'_>) -> Result<rm::Report> {
             value: child_seed(exp.nulls.seed, seed_stream::CALIBRATION),
         },
     ];
+    let mut seeds = seeds;
+    if !c.real_controls.is_empty() {
+        seeds.push(rm::Seed {
+            label: "surrogate nulls of the positive controls built from real weights (child stream 6, one sub-stream per control)".into(),
+            value: child_seed(exp.nulls.seed, seed_stream::REAL_CONTROLS),
+        });
+    }
     let id = &exp.experiment.id;
     let provenance = rm::Provenance {
         tool: "nullprint".into(),
@@ -606,12 +642,15 @@ fn build_report(c: &Ctx<'_>) -> Result<rm::Report> {
             panel: panel_models,
         },
         figures,
-        tables: vec![
-            lineage_table(c),
-            held_out_table(c),
-            excluded_table(c),
-            strata_note_table(c),
-        ],
+        tables: [
+            (!c.real_controls.is_empty())
+                .then(|| controls::table(c.real_controls, c.measures, exp.nulls.alpha)),
+            Some(lineage_table(c)),
+        ]
+        .into_iter()
+        .flatten()
+        .chain([held_out_table(c), excluded_table(c), strata_note_table(c)])
+        .collect(),
     })
 }
 
@@ -712,7 +751,7 @@ fn power_tables(c: &Ctx<'_>) -> Vec<rm::RateTable> {
         .exp
         .controls
         .as_ref()
-        .map(|c| c.base.clone())
+        .and_then(|c| c.base.clone())
         .unwrap_or_default();
     by_measure
         .into_iter()
@@ -724,6 +763,7 @@ fn power_tables(c: &Ctx<'_>) -> Vec<rm::RateTable> {
                 rows.first().map(|r| r.n).unwrap_or(0)
             ),
             measure: m.clone(),
+            counts: Some("a test whose p-value is at or below the threshold (the level α)".into()),
             rows: rows
                 .iter()
                 .map(|r| rm::RateRow {
@@ -902,6 +942,11 @@ fn verdict(c: &Ctx<'_>) -> rm::Verdict {
             n.n, min_p, c.exp.nulls.alpha
         ));
     }
+    says.push_str(&controls::verdict_sentence(
+        c.real_controls,
+        &exp.nulls.thresholds,
+        exp.claim.value,
+    ));
     let detected: Vec<String> = c
         .power
         .iter()
@@ -910,7 +955,7 @@ fn verdict(c: &Ctx<'_>) -> rm::Verdict {
         .collect();
     if !detected.is_empty() {
         says.push_str(&format!(
-            " Positive controls derived from a real fingerprint, tested with the trend-preserving surrogate null at α = {}, are detected with power: {} (read against that null's rejection rate on unrelated pairs, above).",
+            " Simulated positive controls derived from a real fingerprint, tested with the trend-preserving surrogate null at α = {}, are detected with power: {} (read against that null's rejection rate on unrelated pairs, above).",
             c.exp.nulls.alpha,
             detected.join(", ")
         ));
@@ -1268,7 +1313,13 @@ fn roc_figure(c: &Ctx<'_>) -> Result<Option<rm::Figure>> {
             &owned
         };
         let mut related = t.scores(Relation::Related);
-        if let Some(ctrl) = c.controls.get(&m.name()) {
+        if !c.real_controls.is_empty() {
+            related.extend(
+                c.real_controls
+                    .iter()
+                    .filter_map(|s| s.scores.iter().find(|(mm, _)| *mm == m).map(|(_, v)| *v)),
+            );
+        } else if let Some(ctrl) = c.controls.get(&m.name()) {
             related.extend(ctrl.iter().map(|(_, s)| *s));
         }
         let unrelated = t.scores(Relation::Unrelated);
@@ -1297,7 +1348,11 @@ fn roc_figure(c: &Ctx<'_>) -> Result<Option<rm::Figure>> {
     Ok(Some(rm::Figure {
         name: "roc".into(),
         title: "Related vs unrelated: how well each measure separates them".into(),
-        caption: "Positives: related panel pairs (same root) and one derived model per positive control; negatives: unrelated panel pairs. Thresholds are not fitted here; the curve shows every threshold.".into(),
+        caption: if c.real_controls.is_empty() {
+            "Positives: related panel pairs (same root) and one derived model per simulated positive control; negatives: unrelated panel pairs. Thresholds are not fitted here; the curve shows every threshold.".into()
+        } else {
+            "Positives: related panel pairs (same root) and the positive controls built from real weights, each against its base; negatives: unrelated panel pairs. Thresholds are not fitted here; the curve shows every threshold.".into()
+        },
         kind: rm::FigureKind::Roc(rm::RocFigure {
             positives: format!("related pairs and positive controls (n = {n_pos})"),
             negatives: format!("unrelated panel pairs (n = {n_neg})"),
