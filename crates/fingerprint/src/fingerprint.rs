@@ -78,7 +78,12 @@ pub struct DerivedFrom {
 }
 
 /// Statistics of one tensor, or of one role's share of a fused tensor.
+///
+/// Serialised with the statistics flattened into the row; read back through [`RawRow`], the
+/// same fields spelled out, because serde's `flatten` buffers every row in a generic tree
+/// first (it made reading a panel of fingerprints several times slower).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "RawRow")]
 pub struct TensorRow {
     /// Encoder or decoder (encoder-decoder models only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,6 +103,166 @@ pub struct TensorRow {
     /// The statistics.
     #[serde(flatten)]
     pub stats: TensorStats,
+}
+
+/// The JSON form of a [`TensorRow`], statistics inline (see there).
+#[derive(Deserialize)]
+struct RawRow {
+    #[serde(default)]
+    stack: Option<Stack>,
+    #[serde(default)]
+    layer: Option<u32>,
+    role: Role,
+    #[serde(default)]
+    expert: Option<Expert>,
+    tensor: String,
+    dtype: String,
+    numel: u64,
+    mean: Option<f64>,
+    std: Option<f64>,
+    min: Option<f64>,
+    max: Option<f64>,
+    abs_mean: Option<f64>,
+    l2: Option<f64>,
+    nan: u64,
+    inf: u64,
+}
+
+impl From<RawRow> for TensorRow {
+    fn from(r: RawRow) -> Self {
+        TensorRow {
+            stack: r.stack,
+            layer: r.layer,
+            role: r.role,
+            expert: r.expert,
+            tensor: r.tensor,
+            dtype: r.dtype,
+            stats: TensorStats {
+                numel: r.numel,
+                mean: r.mean,
+                std: r.std,
+                min: r.min,
+                max: r.max,
+                abs_mean: r.abs_mean,
+                l2: r.l2,
+                nan: r.nan,
+                inf: r.inf,
+            },
+        }
+    }
+}
+
+/// The part of a tensor row that per-layer std curves read: where the tensor sits, its dtype,
+/// and the counts and std that [`TensorStats::std_ddof`] needs.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct StdRow {
+    /// Encoder or decoder (encoder-decoder models only).
+    #[serde(default)]
+    pub stack: Option<Stack>,
+    /// Layer index.
+    #[serde(default)]
+    pub layer: Option<u32>,
+    /// Canonical role.
+    pub role: Role,
+    /// MoE expert.
+    #[serde(default)]
+    pub expert: Option<Expert>,
+    /// Stored dtype.
+    pub dtype: String,
+    /// Number of elements, finite or not.
+    pub numel: u64,
+    /// Population standard deviation of the finite values.
+    pub std: Option<f64>,
+    /// Number of NaN values.
+    pub nan: u64,
+    /// Number of ±Inf values.
+    pub inf: u64,
+}
+
+impl StdRow {
+    /// Standard deviation with `ddof` degrees of freedom removed, as [`TensorStats::std_ddof`].
+    pub fn std_ddof(&self, ddof: u32) -> Option<f64> {
+        TensorStats {
+            numel: self.numel,
+            mean: None,
+            std: self.std,
+            min: None,
+            max: None,
+            abs_mean: None,
+            l2: None,
+            nan: self.nan,
+            inf: self.inf,
+        }
+        .std_ddof(ddof)
+    }
+}
+
+/// What std curves need of a fingerprint file, parsed without the rest: the model's name,
+/// `model_type` and architecture, the non-finite flag and one [`StdRow`] per tensor. The JSON
+/// parser still checks the whole document's syntax and the schema name and version, but skips
+/// provenance, tensor names and the other statistics without decoding them, which makes
+/// reading a panel of fingerprints several times faster than [`Fingerprint::from_json`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct StdRows {
+    /// `model.name`.
+    pub name: String,
+    /// `model.config.model_type`.
+    pub model_type: Option<String>,
+    /// `model.architecture`.
+    pub architecture: Option<String>,
+    /// `nonfinite`.
+    pub nonfinite: bool,
+    /// `tensors`.
+    pub tensors: Vec<StdRow>,
+}
+
+impl StdRows {
+    /// Parse a fingerprint's JSON bytes, checking the schema name and version (errors read as
+    /// those of [`Fingerprint::from_json`]).
+    pub fn from_json_slice(bytes: &[u8]) -> Result<Self, String> {
+        #[derive(Deserialize)]
+        struct Config {
+            #[serde(default)]
+            model_type: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Model {
+            name: String,
+            #[serde(default)]
+            architecture: Option<String>,
+            config: Config,
+        }
+        #[derive(Deserialize)]
+        struct Doc {
+            schema: String,
+            schema_version: u32,
+            model: Model,
+            nonfinite: bool,
+            tensors: Vec<StdRow>,
+        }
+        let d: Doc = serde_json::from_slice(bytes)
+            .map_err(|e| format!("not a nullprint fingerprint: {e}"))?;
+        check_schema(&d.schema, d.schema_version)?;
+        Ok(StdRows {
+            name: d.model.name,
+            model_type: d.model.config.model_type,
+            architecture: d.model.architecture,
+            nonfinite: d.nonfinite,
+            tensors: d.tensors,
+        })
+    }
+}
+
+fn check_schema(schema: &str, version: u32) -> Result<(), String> {
+    if schema != SCHEMA {
+        return Err(format!("schema is {schema:?}, expected {SCHEMA:?}"));
+    }
+    if version > SCHEMA_VERSION {
+        return Err(format!(
+            "schema version {version} is newer than this nullprint understands ({SCHEMA_VERSION})"
+        ));
+    }
+    Ok(())
 }
 
 /// A tensor that was listed but not fingerprinted, and why.
@@ -162,17 +327,15 @@ impl Fingerprint {
 
     /// Parse a JSON fingerprint, checking the schema name and version.
     pub fn from_json(text: &str) -> Result<Self, String> {
-        let fp: Fingerprint =
-            serde_json::from_str(text).map_err(|e| format!("not a nullprint fingerprint: {e}"))?;
-        if fp.schema != SCHEMA {
-            return Err(format!("schema is {:?}, expected {SCHEMA:?}", fp.schema));
-        }
-        if fp.schema_version > SCHEMA_VERSION {
-            return Err(format!(
-                "schema version {} is newer than this nullprint understands ({SCHEMA_VERSION})",
-                fp.schema_version
-            ));
-        }
+        Self::from_json_slice(text.as_bytes())
+    }
+
+    /// [`Fingerprint::from_json`] on the bytes of a file (no separate UTF-8 pass: the parser
+    /// checks strings as it reads them).
+    pub fn from_json_slice(bytes: &[u8]) -> Result<Self, String> {
+        let fp: Fingerprint = serde_json::from_slice(bytes)
+            .map_err(|e| format!("not a nullprint fingerprint: {e}"))?;
+        check_schema(&fp.schema, fp.schema_version)?;
         Ok(fp)
     }
 

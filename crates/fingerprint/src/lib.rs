@@ -23,6 +23,6 @@ pub mod source;
 pub mod stats;
 
 pub use error::{Error, Result};
-pub use fingerprint::{DerivedFrom, Fingerprint, ModelInfo, TensorRow};
+pub use fingerprint::{DerivedFrom, Fingerprint, ModelInfo, StdRow, StdRows, TensorRow};
 pub use roles::{Expert, Role, RoleKey};
 pub use stats::{Accumulator, TensorStats};

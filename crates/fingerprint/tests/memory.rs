@@ -8,8 +8,9 @@
 //! shards (`/proc/self/maps`) every millisecond. Copying any one tensor whole (or widening it)
 //! would exceed the bound by itself. The shards are sparse files, so the test writes almost
 //! nothing to disk; their few non-zero values give statistics known in closed form. The
-//! safetensors reader unmaps what it has read as it goes, so file-backed memory (`RssFile`)
-//! must stay under the same bound.
+//! safetensors and GGUF readers unmap what they have read as they go, so file-backed memory
+//! (`RssFile`) must stay under the same bound; a generated sparse 0.45 GB GGUF (F32 and Q8_0
+//! tensors) checks the GGUF reader, whose whole file is one map.
 //!
 //! This file holds a single test: the allocator counts for the whole test binary. Linux only
 //! (it reads `/proc/self`).
@@ -134,6 +135,78 @@ fn write_shard(path: &Path, tensors: &[Spec]) {
     f.set_len(at).unwrap();
 }
 
+/// One tensor of a generated GGUF: F32 (`ones` leading 1.0 values) or Q8_0 (`ones` leading
+/// blocks with scale 1.0 and every quant 1, i.e. 32 ones each); everything else zero.
+struct GgufSpec {
+    name: &'static str,
+    q8: bool,
+    numel: u64,
+    ones: u64,
+}
+
+impl GgufSpec {
+    fn size(&self) -> u64 {
+        if self.q8 {
+            self.numel / 32 * 34
+        } else {
+            self.numel * 4
+        }
+    }
+
+    /// Values equal to 1.
+    fn ones(&self) -> u64 {
+        if self.q8 {
+            self.ones * 32
+        } else {
+            self.ones
+        }
+    }
+}
+
+/// Write a sparse GGUF v3 file (alignment 32): header, infos, then only the non-zero runs.
+fn write_gguf(path: &Path, tensors: &[GgufSpec]) {
+    let mut h: Vec<u8> = Vec::new();
+    let s = |h: &mut Vec<u8>, v: &str| {
+        h.extend((v.len() as u64).to_le_bytes());
+        h.extend(v.as_bytes());
+    };
+    h.extend(b"GGUF");
+    h.extend(3u32.to_le_bytes());
+    h.extend((tensors.len() as u64).to_le_bytes());
+    h.extend(1u64.to_le_bytes());
+    s(&mut h, "general.architecture");
+    h.extend(8u32.to_le_bytes()); // string
+    s(&mut h, "llama");
+    let mut offset = 0u64;
+    for t in tensors {
+        s(&mut h, t.name);
+        h.extend(2u32.to_le_bytes());
+        h.extend(4096u64.to_le_bytes());
+        h.extend((t.numel / 4096).to_le_bytes());
+        h.extend(if t.q8 { 8u32 } else { 0u32 }.to_le_bytes());
+        h.extend(offset.to_le_bytes());
+        offset = (offset + t.size()).div_ceil(32) * 32;
+    }
+    h.resize(h.len().div_ceil(32) * 32, 0);
+    let start = h.len() as u64;
+    let mut f = File::create(path).unwrap();
+    f.write_all(&h).unwrap();
+    let mut at = start;
+    for t in tensors {
+        f.seek(SeekFrom::Start(at)).unwrap();
+        let run: Vec<u8> = if t.q8 {
+            let mut block = 0x3c00u16.to_le_bytes().to_vec(); // d = 1.0
+            block.extend([1u8; 32]);
+            block.repeat(t.ones as usize)
+        } else {
+            [0, 0, 0x80, 0x3f].repeat(t.ones as usize)
+        };
+        f.write_all(&run).unwrap();
+        at += t.size().div_ceil(32) * 32;
+    }
+    f.set_len(at).unwrap();
+}
+
 /// `RssAnon` and `RssFile` of this process, in bytes.
 fn rss() -> (usize, usize) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -194,8 +267,84 @@ fn sampler(dir: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Sampl
     })
 }
 
+/// A fingerprint and the memory samples taken while computing it.
+struct Measured {
+    fp: fingerprint::Fingerprint,
+    sample: Sample,
+}
+
+/// Fingerprint `input` (files under `dir`), printing and checking the peak growths.
+fn measure(what: &str, dir: &Path, input: &Path, total: u64) -> Measured {
+    let src = source::resolve(input.to_str().unwrap()).unwrap();
+    let (anon_before, file_before) = rss();
+    PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
+    let heap_before = LIVE.load(Ordering::Relaxed);
+    let stop = Arc::new(AtomicBool::new(false));
+    let watch = sampler(dir.to_path_buf(), stop.clone());
+    let started = Instant::now();
+    let fp = engine::fingerprint(&src, &Options::default()).unwrap();
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let sample = watch.join().unwrap();
+    let heap_growth = PEAK.load(Ordering::Relaxed) - heap_before;
+    let anon_growth = sample.peak_rss_anon.saturating_sub(anon_before);
+    let file_growth = sample.peak_rss_file.saturating_sub(file_before);
+    let mib = |b: usize| b as f64 / (1 << 20) as f64;
+    eprintln!(
+        "memory ({what}): {:.2} GB in {elapsed:.2?}; peak growth: heap {:.1} MiB, RssAnon \
+         {:.1} MiB, RssFile {:.1} MiB ({} samples; before: RssAnon {:.1} MiB, RssFile {:.1} \
+         MiB); most files mapped at once: {}",
+        total as f64 / 1e9,
+        mib(heap_growth),
+        mib(anon_growth),
+        mib(file_growth),
+        sample.samples,
+        mib(anon_before),
+        mib(file_before),
+        sample.most_shards_mapped,
+    );
+    assert!(
+        sample.samples > 10,
+        "{what}: the sampler ran {} times",
+        sample.samples
+    );
+    assert!(
+        heap_growth < LIMIT,
+        "{what}: peak heap grew by {heap_growth} bytes (limit {LIMIT})"
+    );
+    assert!(
+        anon_growth < LIMIT,
+        "{what}: peak RssAnon grew by {anon_growth} bytes (limit {LIMIT})"
+    );
+    // Both readers unmap the pages they have read, unit by unit, so not even the
+    // file-backed resident set grows with the file size.
+    assert!(
+        file_growth < LIMIT,
+        "{what}: peak RssFile grew by {file_growth} bytes (limit {LIMIT})"
+    );
+    Measured { fp, sample }
+}
+
+/// The statistics are right: `numel - ones` zeros and `ones` ones.
+fn check_stats(fp: &fingerprint::Fingerprint, name: &str, numel: u64, ones: u64) {
+    let row = fp.tensors.iter().find(|r| r.tensor == name).unwrap();
+    let p = ones as f64 / numel as f64;
+    assert_eq!(row.stats.numel, numel, "{name}");
+    assert_eq!(row.stats.max, Some(1.0), "{name}");
+    let mean = row.stats.mean.unwrap();
+    let std = row.stats.std.unwrap();
+    assert!((mean - p).abs() <= 1e-12 * p, "{name}: mean {mean} vs {p}");
+    let want = (p * (1.0 - p)).sqrt();
+    assert!(
+        (std - want).abs() <= 1e-9 * want,
+        "{name}: std {std} vs {want}"
+    );
+}
+
+// One test (the allocator counts for the whole binary): the sharded safetensors checkpoint,
+// then the GGUF file.
 #[test]
-fn anonymous_memory_stays_bounded_on_a_multi_gigabyte_checkpoint() {
+fn memory_stays_bounded_on_multi_gigabyte_safetensors_and_gguf() {
     const M: u64 = 1 << 20;
     let dir = tempfile::tempdir().unwrap();
     let shards: Vec<Vec<Spec>> = vec![
@@ -242,82 +391,49 @@ fn anonymous_memory_stays_bounded_on_a_multi_gigabyte_checkpoint() {
     )
     .unwrap();
     assert!(total > 1_300_000_000, "{total} bytes");
-
-    let src = source::resolve(dir.path().to_str().unwrap()).unwrap();
-    assert_eq!(src.files.len(), 3);
-    let (anon_before, file_before) = rss();
-    PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
-    let heap_before = LIVE.load(Ordering::Relaxed);
-    let stop = Arc::new(AtomicBool::new(false));
-    let watch = sampler(dir.path().to_path_buf(), stop.clone());
-    let started = Instant::now();
-    let fp = engine::fingerprint(&src, &Options::default()).unwrap();
-    let elapsed = started.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    let sample = watch.join().unwrap();
-    let heap_growth = PEAK.load(Ordering::Relaxed) - heap_before;
-    let anon_growth = sample.peak_rss_anon.saturating_sub(anon_before);
-    let file_growth = sample.peak_rss_file.saturating_sub(file_before);
-    let mib = |b: usize| b as f64 / (1 << 20) as f64;
-    eprintln!(
-        "memory: {:.2} GB in {elapsed:.2?}; peak growth: heap {:.1} MiB, RssAnon {:.1} MiB, \
-         RssFile {:.1} MiB ({} samples; before: RssAnon {:.1} MiB, RssFile {:.1} MiB); \
-         most shards mapped at once: {}",
-        total as f64 / 1e9,
-        mib(heap_growth),
-        mib(anon_growth),
-        mib(file_growth),
-        sample.samples,
-        mib(anon_before),
-        mib(file_before),
-        sample.most_shards_mapped,
+    assert_eq!(
+        source::resolve(dir.path().to_str().unwrap())
+            .unwrap()
+            .files
+            .len(),
+        3
     );
 
-    // The statistics are right: n zeros and `ones` ones.
+    let m = measure("safetensors", dir.path(), dir.path(), total);
     let specs: Vec<&Spec> = shards.iter().flatten().collect();
-    assert_eq!(fp.tensors.len(), specs.len());
+    assert_eq!(m.fp.tensors.len(), specs.len());
     for t in specs {
-        let row = fp.tensors.iter().find(|r| r.tensor == t.name).unwrap();
-        let p = t.ones as f64 / t.numel as f64;
-        assert_eq!(row.stats.numel, t.numel, "{}", t.name);
-        assert_eq!(row.stats.max, Some(1.0), "{}", t.name);
-        let mean = row.stats.mean.unwrap();
-        let std = row.stats.std.unwrap();
-        assert!(
-            (mean - p).abs() <= 1e-12 * p,
-            "{}: mean {mean} vs {p}",
-            t.name
-        );
-        let want = (p * (1.0 - p)).sqrt();
-        assert!(
-            (std - want).abs() <= 1e-9 * want,
-            "{}: std {std} vs {want}",
-            t.name
-        );
+        check_stats(&m.fp, &t.name, t.numel, t.ones);
     }
-
     assert!(
-        sample.samples > 10,
-        "the sampler ran {} times",
-        sample.samples
-    );
-    assert!(
-        sample.most_shards_mapped <= 1,
+        m.sample.most_shards_mapped <= 1,
         "{} shards were mapped at once: maps must be released shard by shard",
-        sample.most_shards_mapped
+        m.sample.most_shards_mapped
     );
-    assert!(
-        heap_growth < LIMIT,
-        "peak heap grew by {heap_growth} bytes (limit {LIMIT})"
-    );
-    assert!(
-        anon_growth < LIMIT,
-        "peak RssAnon grew by {anon_growth} bytes (limit {LIMIT})"
-    );
-    // The safetensors reader also unmaps the pages it has read, unit by unit, so not even the
-    // file-backed resident set grows with the shard size.
-    assert!(
-        file_growth < LIMIT,
-        "peak RssFile grew by {file_growth} bytes (limit {LIMIT})"
-    );
+
+    // GGUF: one map over the whole file; 300 MB of F32 and 150 MB of Q8_0.
+    let gdir = tempfile::tempdir().unwrap();
+    let gguf = [
+        GgufSpec {
+            name: "blk.0.ffn_down.weight",
+            q8: false,
+            numel: 75 * M,
+            ones: 4096 * 3 + 1,
+        },
+        GgufSpec {
+            name: "blk.0.attn_q.weight",
+            q8: true,
+            numel: 140 * M,
+            ones: 1000,
+        },
+    ];
+    let path = gdir.path().join("model.gguf");
+    write_gguf(&path, &gguf);
+    let total: u64 = gguf.iter().map(GgufSpec::size).sum();
+    assert!(total > 400_000_000, "{total} bytes");
+    let m = measure("gguf", gdir.path(), &path, total);
+    assert_eq!(m.fp.tensors.len(), gguf.len());
+    for t in &gguf {
+        check_stats(&m.fp, t.name, t.numel, t.ones());
+    }
 }

@@ -26,7 +26,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use fingerprint::roles::Stack;
-use fingerprint::{Expert, Fingerprint, Role, TensorRow};
+use fingerprint::{Expert, Fingerprint, Role, StdRow, StdRows, TensorRow};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -326,25 +326,41 @@ impl Curves {
 
     /// Extract the curves of `opts.roles` from a fingerprint.
     pub fn from_fingerprint(fp: &Fingerprint, opts: &CurveOptions) -> Result<Self> {
+        let family = fp
+            .model
+            .config
+            .model_type
+            .clone()
+            .or_else(|| fp.model.architecture.clone());
+        Self::from_rows(&fp.model.name, family, fp.nonfinite, &fp.tensors, opts)
+    }
+
+    /// [`Curves::from_fingerprint`] from the lean form of a fingerprint file (the same curves).
+    pub fn from_std_rows(fp: &StdRows, opts: &CurveOptions) -> Result<Self> {
+        let family = fp.model_type.clone().or_else(|| fp.architecture.clone());
+        Self::from_rows(&fp.name, family, fp.nonfinite, &fp.tensors, opts)
+    }
+
+    fn from_rows<R: Row>(
+        model: &str,
+        family: Option<String>,
+        nonfinite: bool,
+        tensors: &[R],
+        opts: &CurveOptions,
+    ) -> Result<Self> {
         if opts.ddof > 1 {
             return Err(Error::invalid("ddof", opts.ddof, "must be 0 or 1"));
         }
-        let model = fp.model.name.clone();
         let mut roles = BTreeMap::new();
         for sel in &opts.roles {
-            let curve = extract(fp, sel, opts)?;
+            let curve = extract(model, tensors, sel, opts)?;
             roles.insert(sel.key(), curve);
         }
         let c = Curves {
-            model,
-            family: fp
-                .model
-                .config
-                .model_type
-                .clone()
-                .or_else(|| fp.model.architecture.clone()),
+            model: model.to_owned(),
+            family,
             ddof: opts.ddof,
-            nonfinite: fp.nonfinite,
+            nonfinite,
             roles,
         };
         c.validate()?;
@@ -407,22 +423,78 @@ fn stack_name(s: Option<Stack>) -> &'static str {
     }
 }
 
-fn matches_expert(row: &TensorRow, sel: ExpertSel) -> bool {
-    match sel {
-        ExpertSel::Dense => row.expert.is_none(),
-        ExpertSel::One(e) => row.expert == Some(e),
-        ExpertSel::Mean => matches!(row.expert, Some(Expert::Index(_))),
+/// A fingerprint row as curves read it: a full [`TensorRow`] or a lean [`StdRow`].
+trait Row {
+    fn stack(&self) -> Option<Stack>;
+    fn layer(&self) -> Option<u32>;
+    fn role(&self) -> &Role;
+    fn expert(&self) -> Option<Expert>;
+    fn dtype(&self) -> &str;
+    fn std_ddof(&self, ddof: u32) -> Option<f64>;
+}
+
+impl Row for TensorRow {
+    fn stack(&self) -> Option<Stack> {
+        self.stack
+    }
+    fn layer(&self) -> Option<u32> {
+        self.layer
+    }
+    fn role(&self) -> &Role {
+        &self.role
+    }
+    fn expert(&self) -> Option<Expert> {
+        self.expert
+    }
+    fn dtype(&self) -> &str {
+        &self.dtype
+    }
+    fn std_ddof(&self, ddof: u32) -> Option<f64> {
+        self.stats.std_ddof(ddof)
     }
 }
 
-fn extract(fp: &Fingerprint, sel: &RoleSel, opts: &CurveOptions) -> Result<Curve> {
+impl Row for StdRow {
+    fn stack(&self) -> Option<Stack> {
+        self.stack
+    }
+    fn layer(&self) -> Option<u32> {
+        self.layer
+    }
+    fn role(&self) -> &Role {
+        &self.role
+    }
+    fn expert(&self) -> Option<Expert> {
+        self.expert
+    }
+    fn dtype(&self) -> &str {
+        &self.dtype
+    }
+    fn std_ddof(&self, ddof: u32) -> Option<f64> {
+        StdRow::std_ddof(self, ddof)
+    }
+}
+
+fn matches_expert(row: &impl Row, sel: ExpertSel) -> bool {
+    match sel {
+        ExpertSel::Dense => row.expert().is_none(),
+        ExpertSel::One(e) => row.expert() == Some(e),
+        ExpertSel::Mean => matches!(row.expert(), Some(Expert::Index(_))),
+    }
+}
+
+fn extract<R: Row>(
+    model: &str,
+    tensors: &[R],
+    sel: &RoleSel,
+    opts: &CurveOptions,
+) -> Result<Curve> {
     let key = sel.key();
-    let rows: Vec<&TensorRow> = fp
-        .tensors
+    let rows: Vec<&R> = tensors
         .iter()
-        .filter(|r| r.role == sel.role && r.layer.is_some() && matches_expert(r, sel.expert))
+        .filter(|r| *r.role() == sel.role && r.layer().is_some() && matches_expert(*r, sel.expert))
         .collect();
-    let has = |s: Option<Stack>| rows.iter().any(|r| r.stack == s);
+    let has = |s: Option<Stack>| rows.iter().any(|r| r.stack() == s);
     let stacks: Vec<Option<Stack>> = match opts.stack {
         StackChoice::Auto if has(None) => vec![None],
         StackChoice::Auto => [Some(Stack::Encoder), Some(Stack::Decoder)]
@@ -434,7 +506,7 @@ fn extract(fp: &Fingerprint, sel: &RoleSel, opts: &CurveOptions) -> Result<Curve
         StackChoice::EncoderThenDecoder => vec![Some(Stack::Encoder), Some(Stack::Decoder)],
     };
     let missing = |stack: &str| Error::MissingRole {
-        model: fp.model.name.clone(),
+        model: model.to_owned(),
         role: key.clone(),
         stack: stack.to_owned(),
     };
@@ -451,9 +523,9 @@ fn extract(fp: &Fingerprint, sel: &RoleSel, opts: &CurveOptions) -> Result<Curve
             .join("+"),
     };
     for stack in stacks {
-        let mut by_layer: BTreeMap<u32, Vec<&TensorRow>> = BTreeMap::new();
-        for r in rows.iter().filter(|r| r.stack == stack) {
-            if let Some(l) = r.layer {
+        let mut by_layer: BTreeMap<u32, Vec<&R>> = BTreeMap::new();
+        for r in rows.iter().filter(|r| r.stack() == stack) {
+            if let Some(l) = r.layer() {
                 by_layer.entry(l).or_default().push(r);
             }
         }
@@ -463,7 +535,7 @@ fn extract(fp: &Fingerprint, sel: &RoleSel, opts: &CurveOptions) -> Result<Curve
         for (expected, (&layer, group)) in by_layer.iter().enumerate() {
             if layer as usize != expected {
                 return Err(Error::MissingLayer {
-                    model: fp.model.name.clone(),
+                    model: model.to_owned(),
                     role: key.clone(),
                     layer: expected as u32,
                     present: by_layer.len(),
@@ -471,39 +543,39 @@ fn extract(fp: &Fingerprint, sel: &RoleSel, opts: &CurveOptions) -> Result<Curve
             }
             if sel.expert != ExpertSel::Mean && group.len() > 1 {
                 return Err(Error::DuplicateLayer {
-                    model: fp.model.name.clone(),
+                    model: model.to_owned(),
                     role: key.clone(),
                     layer,
                     count: group.len(),
                 });
             }
             let what = || Error::MissingValue {
-                model: fp.model.name.clone(),
+                model: model.to_owned(),
                 role: key.clone(),
                 layer,
                 what: format!("std (ddof {})", opts.ddof),
             };
             let mut sum = 0.0;
             for r in group {
-                sum += r.stats.std_ddof(opts.ddof).ok_or_else(what)?;
+                sum += r.std_ddof(opts.ddof).ok_or_else(what)?;
             }
             let value = sum / group.len() as f64;
             if !value.is_finite() {
                 return Err(Error::NonFinite {
-                    model: fp.model.name.clone(),
+                    model: model.to_owned(),
                     role: key.clone(),
                     index: curve.values.len(),
                     value,
                 });
             }
             curve.values.push(value);
-            let mut dts: Vec<&str> = group.iter().map(|r| r.dtype.as_str()).collect();
+            let mut dts: Vec<&str> = group.iter().map(|r| r.dtype()).collect();
             dts.sort_unstable();
             dts.dedup();
             curve.dtypes.push(dts.join("|"));
             if curve.values.len() > MAX_LAYERS {
                 return Err(Error::TooLarge {
-                    what: format!("{}: {key} layers", fp.model.name),
+                    what: format!("{model}: {key} layers"),
                     n: curve.values.len() as u64,
                     max: MAX_LAYERS as u64,
                 });

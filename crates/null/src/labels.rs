@@ -101,6 +101,40 @@ pub struct Labels {
     blocks: BTreeMap<String, String>,
 }
 
+/// Relations among a fixed list of models (see [`Labels::index`]).
+#[derive(Debug)]
+pub struct RelationIndex<'a> {
+    labels: &'a Labels,
+    ids: Vec<&'a str>,
+    /// Interned root of each model.
+    root: Vec<Option<u32>>,
+    ancestors: Vec<Option<&'a BTreeSet<String>>>,
+}
+
+impl RelationIndex<'_> {
+    /// The relation of models `i` and `j`: [`Labels::relation`] of their ids.
+    pub fn relation(&self, i: usize, j: usize) -> Relation {
+        let (a, b) = (self.ids[i], self.ids[j]);
+        if a == b {
+            return Relation::Related;
+        }
+        if !self.labels.pairs.is_empty() {
+            if let Some(r) = self.labels.pairs.get(&ordered(a, b)) {
+                return *r;
+            }
+        }
+        let derives = |x: usize, y: &str| self.ancestors[x].is_some_and(|c| c.contains(y));
+        if derives(i, b) || derives(j, a) {
+            return Relation::Related;
+        }
+        match (self.root[i], self.root[j]) {
+            (Some(x), Some(y)) if x == y => Relation::Related,
+            (Some(_), Some(_)) => Relation::Unrelated,
+            _ => Relation::Unknown,
+        }
+    }
+}
+
 fn ordered(a: &str, b: &str) -> (String, String) {
     if a <= b {
         (a.to_owned(), b.to_owned())
@@ -318,6 +352,28 @@ impl Labels {
             (Some(x), Some(y)) if x == y => Relation::Related,
             (Some(_), Some(_)) => Relation::Unrelated,
             _ => Relation::Unknown,
+        }
+    }
+
+    /// [`Labels::relation`] for pairs of a fixed list of models, with every per-model lookup
+    /// done once: the relation of models `i` and `j` of `ids` costs two integer compares unless
+    /// pair labels or `derived_from` chains are involved.
+    pub fn index<'a>(&'a self, ids: &[&'a str]) -> RelationIndex<'a> {
+        let mut interned: BTreeMap<&str, u32> = BTreeMap::new();
+        let root = ids
+            .iter()
+            .map(|id| {
+                self.roots.get(*id).map(|r| {
+                    let n = interned.len() as u32;
+                    *interned.entry(r.as_str()).or_insert(n)
+                })
+            })
+            .collect();
+        RelationIndex {
+            labels: self,
+            ids: ids.to_vec(),
+            root,
+            ancestors: ids.iter().map(|id| self.ancestors.get(*id)).collect(),
         }
     }
 

@@ -52,7 +52,8 @@ use serde::{Deserialize, Serialize};
 use crate::curves::Curves;
 use crate::error::{Error, Result};
 use crate::stats::{
-    interpolate_kernel, pearson_kernel, poly_basis, ranks_kernel, residual_kernel, zscore_kernel,
+    interpolate_kernel, pearson_centered, pearson_kernel, poly_basis, ranks_kernel,
+    residual_kernel, zscore_kernel, Centered,
 };
 
 /// Coefficient of variation (std / mean over depth) below which a curve is flagged as too flat
@@ -309,25 +310,20 @@ pub struct Similarity {
 }
 
 /// z-scored curves of one model, ready for fast repeated comparison.
+///
+/// Besides the z-curves it keeps what every same-depth comparison would otherwise recompute
+/// per pair: each curve's centred form (for Pearson) and its average ranks, centred (for
+/// Spearman). Scores through these equal, bit for bit, scores computed from the curves alone.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prepared {
     model: String,
     keys: Vec<String>,
     curves: Vec<Vec<f64>>,
-    /// Average ranks of each curve (used by Spearman when no interpolation is needed).
-    ranks: Vec<Vec<f64>>,
-}
-
-fn all_ranks(curves: &[Vec<f64>]) -> Vec<Vec<f64>> {
-    let mut idx = Vec::new();
-    curves
-        .iter()
-        .map(|c| {
-            let mut r = vec![0.0; c.len()];
-            ranks_kernel(c, &mut idx, &mut r);
-            r
-        })
-        .collect()
+    /// Centred z-curves.
+    centered: Vec<Centered>,
+    /// Centred average ranks of each curve; empty when not computed (see
+    /// [`Prepared::refresh`]), in which case Spearman ranks in the scratch instead.
+    ranks: Vec<Centered>,
 }
 
 impl Prepared {
@@ -345,23 +341,47 @@ impl Prepared {
             keys.push(k.clone());
             curves.push(z);
         }
-        Ok(Prepared {
-            model: c.model.clone(),
-            keys,
-            ranks: all_ranks(&curves),
-            curves,
-        })
+        Ok(Self::from_parts(c.model.clone(), keys, curves))
     }
 
     /// Prepared curves from already-transformed values (surrogates of z-curves); all measures
     /// are invariant under affine maps of a curve, so these need no second z-scoring.
     pub(crate) fn from_parts(model: String, keys: Vec<String>, curves: Vec<Vec<f64>>) -> Self {
-        Prepared {
+        let mut p = Prepared {
             model,
             keys,
-            ranks: all_ranks(&curves),
             curves,
+            centered: Vec::new(),
+            ranks: Vec::new(),
+        };
+        p.refresh(true, &mut Vec::new(), &mut Vec::new());
+        p
+    }
+
+    /// Recompute the centred curves (and, with `ranks`, the centred ranks; without, drop
+    /// them) after [`Prepared::curves_mut`] changed the curves, reusing every buffer.
+    pub(crate) fn refresh(&mut self, ranks: bool, idx: &mut Vec<usize>, buf: &mut Vec<f64>) {
+        let k = self.curves.len();
+        self.centered.resize_with(k, Centered::default);
+        for (c, z) in self.centered.iter_mut().zip(&self.curves) {
+            c.set(z);
         }
+        if !ranks {
+            self.ranks.clear();
+            return;
+        }
+        self.ranks.resize_with(k, Centered::default);
+        for (r, z) in self.ranks.iter_mut().zip(&self.curves) {
+            buf.clear();
+            buf.resize(z.len(), 0.0);
+            ranks_kernel(z, idx, buf);
+            r.set(buf);
+        }
+    }
+
+    /// The curves, to be overwritten in place (then call [`Prepared::refresh`]).
+    pub(crate) fn curves_mut(&mut self) -> &mut [Vec<f64>] {
+        &mut self.curves
     }
 
     /// Model name.
@@ -402,20 +422,32 @@ enum Degenerate {
     NoSpread(&'static str),
 }
 
-/// One role's correlation: `a`, `b` are z-curves, `ra`, `rb` their ranks.
+/// One role's correlation: role `k` of `pa` and `pb`.
 fn role_kernel(
     m: Measure,
-    (a, ra): (&[f64], &[f64]),
-    (b, rb): (&[f64], &[f64]),
+    pa: &Prepared,
+    pb: &Prepared,
+    k: usize,
     s: &mut Scratch,
 ) -> std::result::Result<f64, Degenerate> {
+    let (a, b) = (&pa.curves[k][..], &pb.curves[k][..]);
     let n = a.len().max(b.len());
     let needed = m.min_aligned();
     if n < needed || a.len() < 2 || b.len() < 2 {
         return Err(Degenerate::Short { len: n, needed });
     }
-    if m == Measure::Spearman && a.len() == b.len() {
-        return pearson_kernel(ra, rb).ok_or(Degenerate::NoSpread(" after ranking"));
+    if a.len() == b.len() {
+        match m {
+            Measure::HonestAgi => {
+                return pearson_centered(&pa.centered[k], &pb.centered[k])
+                    .ok_or(Degenerate::NoSpread(""));
+            }
+            Measure::Spearman if !pa.ranks.is_empty() && !pb.ranks.is_empty() => {
+                return pearson_centered(&pa.ranks[k], &pb.ranks[k])
+                    .ok_or(Degenerate::NoSpread(" after ranking"));
+            }
+            _ => {}
+        }
     }
     let Scratch {
         x,
@@ -531,13 +563,8 @@ pub fn role_scores(
     check_keys(a, b)?;
     out.clear();
     for (k, key) in a.keys.iter().enumerate() {
-        let r = role_kernel(
-            m,
-            (&a.curves[k], &a.ranks[k]),
-            (&b.curves[k], &b.ranks[k]),
-            scratch,
-        )
-        .map_err(|d| degenerate_error(d, &a.model, &b.model, key, m))?;
+        let r = role_kernel(m, a, b, k, scratch)
+            .map_err(|d| degenerate_error(d, &a.model, &b.model, key, m))?;
         out.push(r);
     }
     Ok(())
@@ -546,15 +573,22 @@ pub fn role_scores(
 /// The score (mean of per-role correlations) of two prepared models.
 pub fn score(a: &Prepared, b: &Prepared, m: Measure, scratch: &mut Scratch) -> Result<f64> {
     check_keys(a, b)?;
+    score_same_keys(a, b, m, scratch)
+}
+
+/// [`score`] of two models known to have the same role keys (checked once by the caller, not
+/// per pair or per Monte-Carlo sample).
+pub(crate) fn score_same_keys(
+    a: &Prepared,
+    b: &Prepared,
+    m: Measure,
+    scratch: &mut Scratch,
+) -> Result<f64> {
+    debug_assert_eq!(a.keys, b.keys);
     let mut sum = 0.0;
     for (k, key) in a.keys.iter().enumerate() {
-        sum += role_kernel(
-            m,
-            (&a.curves[k], &a.ranks[k]),
-            (&b.curves[k], &b.ranks[k]),
-            scratch,
-        )
-        .map_err(|d| degenerate_error(d, &a.model, &b.model, key, m))?;
+        sum += role_kernel(m, a, b, k, scratch)
+            .map_err(|d| degenerate_error(d, &a.model, &b.model, key, m))?;
     }
     Ok(sum / a.curves.len() as f64)
 }

@@ -10,6 +10,8 @@
 //! Both return values in the input order; ties keep their input order (stable sort on
 //! `total_cmp`).
 
+use rayon::slice::ParallelSliceMut;
+
 use crate::error::{Error, Result};
 
 fn check(ps: &[f64]) -> Result<()> {
@@ -21,17 +23,23 @@ fn check(ps: &[f64]) -> Result<()> {
     Ok(())
 }
 
+/// Indices of `ps` in ascending order, ties in input order: (p, index) pairs sorted by p, then
+/// index, which is a total order, so an unstable sort gives the stable sort's result (and the
+/// values travel with the indices, so the sort reads memory in order).
 fn order(ps: &[f64]) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..ps.len()).collect();
-    idx.sort_by(|&a, &b| ps[a].total_cmp(&ps[b]));
-    idx
+    let mut v: Vec<(f64, usize)> = ps.iter().copied().zip(0..).collect();
+    v.par_sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    v.into_iter().map(|(_, i)| i).collect()
 }
 
 /// Benjamini–Hochberg q-values. An empty input gives an empty output.
 pub fn bh(ps: &[f64]) -> Result<Vec<f64>> {
     check(ps)?;
+    Ok(bh_ordered(ps, &order(ps)))
+}
+
+fn bh_ordered(ps: &[f64], idx: &[usize]) -> Vec<f64> {
     let m = ps.len();
-    let idx = order(ps);
     let mut out = vec![0.0; m];
     let mut running = 1.0f64;
     for (rank, &i) in idx.iter().enumerate().rev() {
@@ -39,14 +47,24 @@ pub fn bh(ps: &[f64]) -> Result<Vec<f64>> {
         running = running.min(q);
         out[i] = running;
     }
-    Ok(out)
+    out
 }
 
 /// Holm-adjusted p-values. An empty input gives an empty output.
 pub fn holm(ps: &[f64]) -> Result<Vec<f64>> {
     check(ps)?;
-    let m = ps.len();
+    Ok(holm_ordered(ps, &order(ps)))
+}
+
+/// [`bh`] and [`holm`] of the same p-values, sorting them once.
+pub fn bh_and_holm(ps: &[f64]) -> Result<(Vec<f64>, Vec<f64>)> {
+    check(ps)?;
     let idx = order(ps);
+    Ok((bh_ordered(ps, &idx), holm_ordered(ps, &idx)))
+}
+
+fn holm_ordered(ps: &[f64], idx: &[usize]) -> Vec<f64> {
+    let m = ps.len();
     let mut out = vec![0.0; m];
     let mut running = 0.0f64;
     for (rank, &i) in idx.iter().enumerate() {
@@ -54,7 +72,7 @@ pub fn holm(ps: &[f64]) -> Result<Vec<f64>> {
         running = running.max(a);
         out[i] = running;
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]

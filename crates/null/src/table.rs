@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::curves::Curves;
 use crate::error::{Error, Result};
 use crate::labels::{Labels, Relation};
-use crate::measure::{score, Measure, Prepared, Scratch};
+use crate::measure::{score, score_same_keys, Measure, Prepared, Scratch};
 use crate::null::matrix::SimilarityMatrix;
 
 /// Most models in one table (about 50 million pairs).
@@ -128,17 +128,37 @@ impl PairTable {
             })
             .collect();
         let n = curves.len();
+        let ids: Vec<&str> = curves.iter().map(|c| c.model.as_str()).collect();
+        let relations = labels.index(&ids);
+        // Models with the same role keys (nearly always all of them) need no key check per
+        // pair: number each distinct key list.
+        let mut classes: Vec<&[String]> = Vec::new();
+        let class: Vec<usize> = prepared
+            .iter()
+            .map(|p| {
+                let keys = p.as_ref().map_or(&[][..], |p| p.keys());
+                classes.iter().position(|k| *k == keys).unwrap_or_else(|| {
+                    classes.push(keys);
+                    classes.len() - 1
+                })
+            })
+            .collect();
         let rows: Vec<(Vec<PairEntry>, Vec<PairFailure>)> = (0..n)
             .into_par_iter()
             .map_init(Scratch::default, |scratch, i| {
-                let mut ok = Vec::new();
+                let mut ok = Vec::with_capacity(n - i - 1);
                 let mut bad = Vec::new();
                 let Ok(pa) = &prepared[i] else {
                     return (ok, bad);
                 };
                 for j in i + 1..n {
                     let Ok(pb) = &prepared[j] else { continue };
-                    match score(pa, pb, measure, scratch) {
+                    let s = if class[i] == class[j] {
+                        score_same_keys(pa, pb, measure, scratch)
+                    } else {
+                        score(pa, pb, measure, scratch)
+                    };
+                    match s {
                         Ok(s) => ok.push(PairEntry {
                             a: i,
                             b: j,
@@ -146,7 +166,7 @@ impl PairTable {
                             relation: if labels.is_empty() {
                                 Relation::Unknown
                             } else {
-                                labels.relation(&curves[i].model, &curves[j].model)
+                                relations.relation(i, j)
                             },
                         }),
                         Err(e) => bad.push(PairFailure {

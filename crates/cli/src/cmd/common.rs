@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
-use fingerprint::{source, Fingerprint};
+use fingerprint::{source, Fingerprint, StdRows};
 use null::curves::{CurveOptions, Curves, RoleSel, StackChoice};
 use null::labels::{Labels, ModelLabel};
 
@@ -14,12 +14,58 @@ use crate::panel::PanelIndex;
 /// A fingerprint JSON file, or a model fingerprinted on the fly (through the cache).
 pub fn load_fingerprint(arg: &str) -> Result<Fingerprint> {
     let p = Path::new(arg);
-    if p.is_file() && p.extension().is_some_and(|e| e == "json") {
-        let text = std::fs::read_to_string(p).with_context(|| format!("reading {arg}"))?;
-        return Fingerprint::from_json(&text).map_err(|e| anyhow!("{arg}: {e}"));
+    if is_json_file(p) {
+        return read_fingerprint(p);
     }
     let src = source::resolve(arg)?;
     super::fingerprint::fingerprint_cached(&src, None, true, true)
+}
+
+fn is_json_file(p: &Path) -> bool {
+    p.is_file() && p.extension().is_some_and(|e| e == "json")
+}
+
+/// A fingerprint JSON file: one read, parsed from the bytes.
+fn read_fingerprint(p: &Path) -> Result<Fingerprint> {
+    let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+    Fingerprint::from_json_slice(&bytes).map_err(|e| anyhow!("{}: {e}", p.display()))
+}
+
+/// The id of a fingerprint file in tables: its file stem.
+pub fn file_id(p: &Path) -> String {
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| p.display().to_string())
+}
+
+/// Curves of many fingerprints, each named `id`: JSON files are read in parallel, parsing only
+/// what curves need ([`StdRows`]; the result, and which error is reported first, do not
+/// depend on the thread count); models are fingerprinted one after another, as the engine
+/// expects.
+pub fn curves_of_many(items: &[(String, String)], opts: &CurveOptions) -> Result<Vec<Curves>> {
+    use rayon::prelude::*;
+    let parsed: Vec<Option<Result<Curves>>> = items
+        .par_iter()
+        .map(|(arg, id)| {
+            let p = Path::new(arg);
+            is_json_file(p).then(|| {
+                let bytes = std::fs::read(p).with_context(|| format!("reading {arg}"))?;
+                let rows = StdRows::from_json_slice(&bytes).map_err(|e| anyhow!("{arg}: {e}"))?;
+                let mut c = Curves::from_std_rows(&rows, opts)
+                    .with_context(|| format!("{id}: extracting curves"))?;
+                c.model = id.clone();
+                Ok(c)
+            })
+        })
+        .collect();
+    items
+        .iter()
+        .zip(parsed)
+        .map(|((arg, id), c)| match c {
+            Some(c) => c,
+            None => curves_of(&load_fingerprint(arg)?, opts, id),
+        })
+        .collect()
 }
 
 /// Curve options from `--roles`, `--ddof` and `--stack`.
@@ -66,16 +112,17 @@ pub fn load_panel(
     if files.is_empty() {
         bail!("{}: no fingerprint (*.json) files", dir.display());
     }
-    let mut curves = Vec::new();
-    for f in &files {
-        let text = std::fs::read_to_string(f)?;
-        let fp = Fingerprint::from_json(&text).map_err(|e| anyhow!("{}: {e}", f.display()))?;
-        let id = f
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        curves.push(curves_of(&fp, opts, &id)?);
-    }
+    let items: Vec<(String, String)> = files
+        .iter()
+        .map(|f| {
+            let id = f
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (f.display().to_string(), id)
+        })
+        .collect();
+    let curves = curves_of_many(&items, opts)?;
     let labels = match labels {
         Some(p) => Labels::from_path(p)?,
         None if dir.join("index.toml").is_file() => {

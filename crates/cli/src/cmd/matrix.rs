@@ -10,12 +10,12 @@ use null::matrix::{report, MatrixNull};
 use null::measure::Measure;
 use null::table::PairTable;
 
-use super::common::{curve_options, curves_of, load_fingerprint};
+use super::common::{curve_options, curves_of_many, file_id};
 use crate::args::{MatrixArgs, TextOrJson};
 
 pub fn run(a: MatrixArgs) -> Result<()> {
     let opts = curve_options(&a.curve.roles, a.curve.ddof, &a.curve.stack)?;
-    let mut curves = Vec::new();
+    let mut items = Vec::new();
     for arg in &a.fingerprints {
         let p = Path::new(arg);
         let files: Vec<String> = if p.is_dir() {
@@ -29,15 +29,12 @@ pub fn run(a: MatrixArgs) -> Result<()> {
         } else {
             vec![arg.clone()]
         };
-        for f in files {
-            let fp = load_fingerprint(&f)?;
-            let id = Path::new(&f)
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or(f.clone());
-            curves.push(curves_of(&fp, &opts, &id)?);
-        }
+        items.extend(files.into_iter().map(|f| {
+            let id = file_id(Path::new(&f));
+            (f, id)
+        }));
     }
+    let curves = curves_of_many(&items, &opts)?;
     if curves.len() < 2 {
         bail!("matrix needs at least two fingerprints");
     }
@@ -48,9 +45,13 @@ pub fn run(a: MatrixArgs) -> Result<()> {
     let m: Measure = a.curve.measure.parse()?;
     let table = PairTable::from_curves(&curves, &labels, m)?;
     let rep = report(&table, &MatrixNull::LeaveModelsOut)?;
-    let mut out = std::io::stdout().lock();
+    // Half a million rows for 1,000 models: stream them instead of building one string.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     match a.format {
-        TextOrJson::Json => writeln!(out, "{}", serde_json::to_string_pretty(&rep)?)?,
+        TextOrJson::Json => {
+            serde_json::to_writer_pretty(&mut out, &rep)?;
+            writeln!(out)?;
+        }
         TextOrJson::Text => {
             writeln!(
                 out,
@@ -74,5 +75,8 @@ pub fn run(a: MatrixArgs) -> Result<()> {
             }
         }
     }
+    out.flush()?;
+    // The process ends next: freeing a million row strings one by one would only cost time.
+    std::mem::forget((rep, table, curves));
     Ok(())
 }

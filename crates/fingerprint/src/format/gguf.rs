@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use super::ggml::{GgmlType, Kernel};
-use super::{TensorInfo, TensorReader, Values, DECODE_CHUNK};
+use super::{release_pages, TensorInfo, TensorReader, Values, DECODE_CHUNK};
 use crate::config::ConfigSummary;
 use crate::error::{Error, Result};
 
@@ -953,6 +953,7 @@ impl TensorReader for GgufReader {
                 for chunk in mid.chunks(DECODE_CHUNK) {
                     sink(Values::F32(chunk));
                 }
+                release_pages(&self.map, bytes);
                 return Ok(());
             }
         }
@@ -964,6 +965,9 @@ impl TensorReader for GgufReader {
             let n = kernel.dequantize(src, &mut buf);
             sink(Values::F32(&buf[..n]));
         }
+        // As the safetensors reader does: the file-backed resident set stays at a few work
+        // units instead of growing to the size of the file.
+        release_pages(&self.map, bytes);
         Ok(())
     }
 

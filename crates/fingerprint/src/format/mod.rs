@@ -63,6 +63,31 @@ pub enum Values<'a> {
 /// Values decoded per sink call by the readers' buffered paths.
 pub const DECODE_CHUNK: usize = 16 * 1024;
 
+/// Unmap the whole pages of `bytes` (a slice of `map` that has been read) from this process
+/// with `MADV_DONTNEED`. The pages stay in the page cache; unmapping them in the worker that
+/// read them, work unit by work unit, spreads over all threads the page-table teardown that
+/// dropping the map would otherwise do on one, and keeps the resident set of a
+/// multi-gigabyte file small. Pages shared with a neighbouring range are left alone.
+pub(crate) fn release_pages(map: &memmap2::Mmap, bytes: &[u8]) {
+    #[cfg(unix)]
+    {
+        const PAGE: usize = 4096;
+        let offset = bytes.as_ptr() as usize - map.as_ptr() as usize;
+        let start = offset.next_multiple_of(PAGE);
+        let end = (offset + bytes.len()) / PAGE * PAGE;
+        if end > start {
+            // SAFETY: the map is a read-only mapping of a file: MADV_DONTNEED only drops
+            // page-table entries, and a later access maps the same file pages again, so no
+            // slice into the map ever sees different bytes. Failure is harmless.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+            };
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (map, bytes);
+}
+
 /// An opened weight file.
 pub trait TensorReader: Send + Sync {
     /// The file.

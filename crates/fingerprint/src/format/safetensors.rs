@@ -14,7 +14,7 @@ use half::f16;
 use memmap2::Mmap;
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors};
 
-use super::{TensorInfo, TensorReader, Values, DECODE_CHUNK};
+use super::{release_pages, TensorInfo, TensorReader, Values, DECODE_CHUNK};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 
@@ -105,33 +105,9 @@ impl SafetensorsReader {
         self.map.get(lo..hi).ok_or_else(bad)
     }
 
-    /// Unmap the whole pages of `bytes` (a slice of the map that has been read) from this
-    /// process with `MADV_DONTNEED`. The pages stay in the page cache; unmapping them here, in
-    /// the worker that read them, spreads over all threads the page-table teardown that
-    /// dropping the map would otherwise do on one, and keeps the resident set of a
-    /// multi-gigabyte shard small. Pages shared with a neighbouring range are left alone.
+    /// Release the pages of `bytes` once read ([`release_pages`]).
     fn release(&self, bytes: &[u8]) {
-        #[cfg(unix)]
-        {
-            const PAGE: usize = 4096;
-            let offset = bytes.as_ptr() as usize - self.map.as_ptr() as usize;
-            let start = offset.next_multiple_of(PAGE);
-            let end = (offset + bytes.len()) / PAGE * PAGE;
-            if end > start {
-                // SAFETY: the map is a read-only mapping of a file: MADV_DONTNEED only drops
-                // page-table entries, and a later access maps the same file pages again, so
-                // no slice into the map ever sees different bytes. Failure is harmless.
-                let _ = unsafe {
-                    self.map.unchecked_advise_range(
-                        memmap2::UncheckedAdvice::DontNeed,
-                        start,
-                        end - start,
-                    )
-                };
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = bytes;
+        release_pages(&self.map, bytes);
     }
 }
 

@@ -59,7 +59,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::curves::Curves;
 use crate::error::{Error, Result};
-use crate::measure::{score, Measure, Prepared, Scratch};
+use crate::measure::{score, score_same_keys, Measure, Prepared, Scratch};
 use crate::null::{NullInfo, NullResult, Sampling};
 use crate::rng;
 use crate::stats::{lag1_kernel, poly_basis, residual_kernel};
@@ -266,7 +266,12 @@ struct TrendFit {
     /// DCT-II coefficients of the residual.
     dct: Vec<f64>,
     /// cos(pi m / (2n)), m = 0..4n.
+    #[cfg(test)]
     cos4: Vec<f64>,
+    /// The inverse transform's terms `(2/n) c_k cos(pi k (2t + 1) / (2n))`, row k, column t,
+    /// rounded exactly as [`dct_signs`] forms them: a sign flip of component k adds the
+    /// negated term, which is the same as flipping the sign of the whole product.
+    terms: Vec<f64>,
 }
 
 fn fit_trend(z: &[f64], order: usize) -> Option<TrendFit> {
@@ -285,7 +290,7 @@ fn fit_trend(z: &[f64], order: usize) -> Option<TrendFit> {
     let w = std::f64::consts::PI / (2 * n) as f64;
     let cos4: Vec<f64> = (0..4 * n).map(|m| (w * m as f64).cos()).collect();
     // c_k = sum_t e_t cos(pi k (2t + 1) / (2n))
-    let dct = (0..n)
+    let dct: Vec<f64> = (0..n)
         .map(|k| {
             resid
                 .iter()
@@ -294,13 +299,22 @@ fn fit_trend(z: &[f64], order: usize) -> Option<TrendFit> {
                 .sum()
         })
         .collect();
+    let dct: Vec<f64> = dct;
+    let mut terms = vec![0.0; n * n];
+    for k in 1..n {
+        for t in 0..n {
+            terms[k * n + t] = 2.0 / n as f64 * dct[k] * cos4[(k * (2 * t + 1)) % (4 * n)];
+        }
+    }
     Some(TrendFit {
         trend,
         basis,
         phi,
         resid_norm,
         dct,
+        #[cfg(test)]
         cos4,
+        terms,
     })
 }
 
@@ -312,6 +326,7 @@ fn fit_trend(z: &[f64], order: usize) -> Option<TrendFit> {
 /// the red spectrum of a trending curve's residual. For a Gaussian process whose covariance the
 /// cosine basis diagonalises (random walks, AR(1) with phi near 1, approximately) the signs are
 /// exchangeable under the null.
+#[cfg(test)]
 fn dct_signs(f: &TrendFit, n: usize, r: &mut impl Rng) -> Vec<f64> {
     let signs: Vec<f64> = (0..n)
         .map(|k| if k > 0 && r.gen::<bool>() { -1.0 } else { 1.0 })
@@ -327,18 +342,40 @@ fn dct_signs(f: &TrendFit, n: usize, r: &mut impl Rng) -> Vec<f64> {
         .collect()
 }
 
+/// [`dct_signs`] into `out` (length n), bit for bit: the same random draws, and every
+/// `x_t` accumulates the same terms in the same order (k ascending); only the loops are
+/// swapped, so that the n sums run side by side instead of one after another.
+fn dct_signs_into(f: &TrendFit, r: &mut impl Rng, out: &mut [f64]) {
+    let n = out.len();
+    out.fill(f.dct[0] / n as f64);
+    for k in 1..n {
+        let s = if r.gen::<bool>() { -1.0 } else { 1.0 };
+        for (x, &term) in out.iter_mut().zip(&f.terms[k * n..(k + 1) * n]) {
+            *x += s * term;
+        }
+    }
+}
+
 /// Residualise `e` against the trend basis, rescale it to the original residual norm and add
-/// the trend back.
-fn with_trend(f: &TrendFit, e: &[f64]) -> Vec<f64> {
-    let mut res = vec![0.0; e.len()];
-    residual_kernel(e, &f.basis, &mut res);
+/// the trend back, into `out` (`res`: scratch of the same length).
+fn with_trend_into(f: &TrendFit, e: &[f64], res: &mut [f64], out: &mut [f64]) {
+    residual_kernel(e, &f.basis, res);
     let norm = res.iter().map(|x| x * x).sum::<f64>().sqrt();
     let scale = if norm > 0.0 { f.resid_norm / norm } else { 0.0 };
-    f.trend
-        .iter()
-        .zip(&res)
-        .map(|(t, x)| t + scale * x)
-        .collect()
+    for ((o, t), x) in out.iter_mut().zip(&f.trend).zip(res.iter()) {
+        *o = t + scale * x;
+    }
+}
+
+/// Per-thread buffers of the sampler.
+#[derive(Default)]
+struct SampleBuf {
+    e: Vec<f64>,
+    res: Vec<f64>,
+    /// Index maps of shuffle and block: (length, map), one per distinct curve length.
+    maps: Vec<(usize, Vec<usize>)>,
+    idx: Vec<usize>,
+    ranks: Vec<f64>,
 }
 
 /// A sampler of surrogate versions of one model's prepared curves.
@@ -381,66 +418,91 @@ impl<'a> Sampler<'a> {
     }
 
     /// The surrogate of sample `i`.
+    #[cfg(test)]
     fn sample(&self, i: usize, seed: u64) -> Prepared {
+        let mut out = self.b.clone();
+        self.sample_into(i, seed, true, &mut out, &mut SampleBuf::default());
+        out
+    }
+
+    /// Overwrite `out` (a clone of the resampled model) with the surrogate of sample `i`;
+    /// `ranks`: whether the measure needs the curves' ranks.
+    fn sample_into(
+        &self,
+        i: usize,
+        seed: u64,
+        ranks: bool,
+        out: &mut Prepared,
+        buf: &mut SampleBuf,
+    ) {
         let mut r = rng::stream(seed, i as u64);
         // One index map per distinct curve length, drawn in key order.
-        let mut maps: Vec<(usize, Vec<usize>)> = Vec::new();
-        let mut out = Vec::with_capacity(self.b.curves().len());
-        for (k, z) in self.b.curves().iter().enumerate() {
+        let mut maps_used = 0;
+        for (k, (z, o)) in self.b.curves().iter().zip(out.curves_mut()).enumerate() {
             let n = z.len();
-            let surrogate = match self.kind {
+            match self.kind {
                 SurrogateKind::TrendAr(_) => {
                     let f = &self.fits[k];
                     let s_inn = (1.0 - f.phi * f.phi).sqrt();
-                    let mut e = Vec::with_capacity(n);
+                    buf.e.clear();
                     let mut prev = rng::normal(&mut r);
-                    e.push(prev);
+                    buf.e.push(prev);
                     for _ in 1..n {
                         prev = f.phi * prev + s_inn * rng::normal(&mut r);
-                        e.push(prev);
+                        buf.e.push(prev);
                     }
-                    with_trend(f, &e)
+                    buf.res.resize(n, 0.0);
+                    with_trend_into(f, &buf.e, &mut buf.res, o);
                 }
                 SurrogateKind::TrendDct(_) => {
                     let f = &self.fits[k];
-                    with_trend(f, &dct_signs(f, n, &mut r))
+                    buf.e.resize(n, 0.0);
+                    dct_signs_into(f, &mut r, &mut buf.e);
+                    buf.res.resize(n, 0.0);
+                    with_trend_into(f, &buf.e, &mut buf.res, o);
                 }
                 SurrogateKind::Circular => {
                     let shift = (i + 1) % n;
-                    (0..n).map(|t| z[(t + shift) % n]).collect()
+                    for (t, x) in o.iter_mut().enumerate() {
+                        *x = z[(t + shift) % n];
+                    }
                 }
                 SurrogateKind::Shuffle | SurrogateKind::Block(_) => {
-                    let pos = match maps.iter().position(|(len, _)| *len == n) {
+                    let pos = match buf.maps[..maps_used].iter().position(|(len, _)| *len == n) {
                         Some(p) => p,
                         None => {
-                            let map = match self.kind {
+                            if buf.maps.len() == maps_used {
+                                buf.maps.push((0, Vec::new()));
+                            }
+                            let (len, m) = &mut buf.maps[maps_used];
+                            *len = n;
+                            m.clear();
+                            match self.kind {
                                 SurrogateKind::Shuffle => {
-                                    let mut m: Vec<usize> = (0..n).collect();
+                                    m.extend(0..n);
                                     m.shuffle(&mut r);
-                                    m
                                 }
                                 SurrogateKind::Block(l) => {
                                     let l = l.unwrap_or_else(|| default_block_len(n)).min(n);
-                                    let mut m = Vec::with_capacity(n + l);
                                     while m.len() < n {
                                         let start = r.gen_range(0..=n - l);
                                         m.extend(start..start + l);
                                     }
                                     m.truncate(n);
-                                    m
                                 }
                                 _ => unreachable!("only shuffle and block use index maps"),
-                            };
-                            maps.push((n, map));
-                            maps.len() - 1
+                            }
+                            maps_used += 1;
+                            maps_used - 1
                         }
                     };
-                    maps[pos].1.iter().map(|&j| z[j]).collect()
+                    for (x, &j) in o.iter_mut().zip(&buf.maps[pos].1) {
+                        *x = z[j];
+                    }
                 }
-            };
-            out.push(surrogate);
+            }
         }
-        Prepared::from_parts(self.b.model().to_owned(), self.b.keys().to_vec(), out)
+        out.refresh(ranks, &mut buf.idx, &mut buf.ranks);
     }
 }
 
@@ -466,12 +528,16 @@ pub fn surrogate_scores(
     // Surface role mismatches and length errors once, not per sample.
     score(a, b, opts.measure, &mut Scratch::default())?;
     let n = sampler.count(opts.samples);
+    let ranks = opts.measure == Measure::Spearman;
     let raw: Vec<Option<f64>> = (0..n)
         .into_par_iter()
-        .map_init(Scratch::default, |scratch, i| {
-            let s = sampler.sample(i, opts.seed);
-            score(a, &s, opts.measure, scratch).ok()
-        })
+        .map_init(
+            || (Scratch::default(), b.clone(), SampleBuf::default()),
+            |(scratch, s, buf), i| {
+                sampler.sample_into(i, opts.seed, ranks, s, buf);
+                score_same_keys(a, s, opts.measure, scratch).ok()
+            },
+        )
         .collect();
     let discarded = raw.iter().filter(|x| x.is_none()).count() as u64;
     Ok(SurrogateScores {
@@ -632,6 +698,31 @@ mod tests {
                 r0.iter().zip(&r1).any(|(x, y)| (x - y).abs() > 1e-3),
                 "{kind}"
             );
+        }
+    }
+
+    #[test]
+    fn in_place_sampling_equals_the_reference_bit_for_bit() {
+        let (_, b) = pair();
+        let pb = Prepared::new(&b).unwrap();
+        let f = fit_trend(&pb.curves()[0], 2).unwrap();
+        let n = f.dct.len();
+        let mut out = vec![0.0; n];
+        for i in 0..20 {
+            let want = dct_signs(&f, n, &mut rng::stream(5, i));
+            dct_signs_into(&f, &mut rng::stream(5, i), &mut out);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&want), bits(&out), "sample {i}");
+        }
+        // A reused buffer gives what a fresh one gives, for every kind.
+        for kind in SurrogateKind::ALL {
+            let sampler = Sampler::new(kind, &pb).unwrap();
+            let mut reused = pb.clone();
+            let mut buf = SampleBuf::default();
+            for i in [0, 1, 2, 7, 3] {
+                sampler.sample_into(i, 11, true, &mut reused, &mut buf);
+                assert_eq!(reused, sampler.sample(i, 11), "{kind} sample {i}");
+            }
         }
     }
 
