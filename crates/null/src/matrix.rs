@@ -13,6 +13,8 @@
 //! the false discovery rate only under positive dependence; Holm's control of the family-wise
 //! error holds under any dependence.
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -41,10 +43,10 @@ pub enum MatrixNull<'a> {
 /// One pair of the matrix.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MatrixRow {
-    /// First model.
-    pub a: String,
+    /// First model (shared by every row of that model: half a million rows need no copies).
+    pub a: Arc<str>,
     /// Second model.
-    pub b: String,
+    pub b: Arc<str>,
     /// Lineage relation from the labels.
     pub relation: Relation,
     /// Similarity.
@@ -117,17 +119,19 @@ pub fn adjust(rows: &mut [MatrixRow]) -> Result<()> {
 /// p-values for every pair of `table` against `null`, with BH and Holm adjustments.
 pub fn report(table: &PairTable, null: &MatrixNull<'_>) -> Result<MatrixReport> {
     table.validate()?;
+    let names: Vec<Arc<str>> = (0..table.models.len())
+        .map(|i| Arc::from(table.models[i].id.as_str()))
+        .collect();
     let mut rows = Vec::with_capacity(table.pairs.len());
     let mut empty = 0u64;
     let info = match null {
         MatrixNull::External { null, info } => {
             for p in &table.pairs {
-                let (a, b) = table.ids(p);
                 let exceed = null.exceed(p.score);
                 let n = null.len() as u64;
                 rows.push(MatrixRow {
-                    a: a.into(),
-                    b: b.into(),
+                    a: names[p.a].clone(),
+                    b: names[p.b].clone(),
                     relation: p.relation,
                     score: p.score,
                     n,
@@ -183,7 +187,6 @@ pub fn report(table: &PairTable, null: &MatrixNull<'_>) -> Result<MatrixReport> 
                 .par_iter()
                 .enumerate()
                 .map(|(i, p)| {
-                    let (a, b) = table.ids(p);
                     let own = p.relation == Relation::Unrelated;
                     // Pair (a, b) itself, when unrelated, is in both models' lists: add it
                     // back once before subtracting both (unsigned arithmetic).
@@ -192,8 +195,8 @@ pub fn report(table: &PairTable, null: &MatrixNull<'_>) -> Result<MatrixReport> 
                         - per_model[p.b].len() as u64;
                     let exceed = (above_all[i] + own as u64) - above_own[i];
                     MatrixRow {
-                        a: a.into(),
-                        b: b.into(),
+                        a: names[p.a].clone(),
+                        b: names[p.b].clone(),
                         relation: p.relation,
                         score: p.score,
                         n,

@@ -6,9 +6,10 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 use null::labels::Labels;
-use null::matrix::{report, MatrixNull};
+use null::matrix::{report, MatrixNull, MatrixReport};
 use null::measure::Measure;
 use null::table::PairTable;
+use rayon::prelude::*;
 
 use super::common::{curve_options, curves_of_many, file_id};
 use crate::args::{MatrixArgs, TextOrJson};
@@ -45,11 +46,12 @@ pub fn run(a: MatrixArgs) -> Result<()> {
     let m: Measure = a.curve.measure.parse()?;
     let table = PairTable::from_curves(&curves, &labels, m)?;
     let rep = report(&table, &MatrixNull::LeaveModelsOut)?;
-    // Half a million rows for 1,000 models: stream them instead of building one string.
+    // Half a million rows for 1,000 models: stream them instead of building one string, and
+    // compact (pretty-printing was a third of the run; `jq .` restores it).
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     match a.format {
         TextOrJson::Json => {
-            serde_json::to_writer_pretty(&mut out, &rep)?;
+            write_json(&mut out, &rep)?;
             writeln!(out)?;
         }
         TextOrJson::Text => {
@@ -79,4 +81,97 @@ pub fn run(a: MatrixArgs) -> Result<()> {
     // The process ends next: freeing a million row strings one by one would only cost time.
     std::mem::forget((rep, table, curves));
     Ok(())
+}
+
+/// Rows serialized per block in parallel, written in order.
+const JSON_BLOCK: usize = 1 << 16;
+
+/// The report as compact JSON, exactly as `serde_json::to_writer` would write it, with the
+/// rows (half a million for 1,000 models) serialized in parallel blocks.
+fn write_json(out: &mut impl Write, rep: &MatrixReport) -> Result<()> {
+    let shell = MatrixReport {
+        source: rep.source.clone(),
+        measure: rep.measure,
+        null: rep.null.clone(),
+        rows: Vec::new(),
+        failures: rep.failures.clone(),
+        notes: rep.notes.clone(),
+    };
+    let text = serde_json::to_string(&shell)?;
+    // A string value cannot contain this unescaped, so the first match is the field itself.
+    let (head, tail) = text
+        .split_once("\"rows\":[]")
+        .ok_or_else(|| anyhow::anyhow!("matrix report has no rows field"))?;
+    out.write_all(head.as_bytes())?;
+    out.write_all(b"\"rows\":[")?;
+    for (bi, block) in rep.rows.chunks(JSON_BLOCK).enumerate() {
+        let parts: Vec<Vec<u8>> = block
+            .par_chunks(4096)
+            .enumerate()
+            .map(|(ci, chunk)| {
+                let mut buf = Vec::with_capacity(chunk.len() * 224);
+                for (j, row) in chunk.iter().enumerate() {
+                    if bi + ci + j > 0 {
+                        buf.push(b',');
+                    }
+                    serde_json::to_writer(&mut buf, row)?;
+                }
+                Ok(buf)
+            })
+            .collect::<Result<_>>()?;
+        for p in parts {
+            out.write_all(&p)?;
+        }
+    }
+    out.write_all(b"]")?;
+    out.write_all(tail.as_bytes())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use null::labels::Relation;
+    use null::matrix::MatrixRow;
+    use null::null::NullInfo;
+
+    use super::*;
+
+    #[test]
+    fn parallel_json_is_what_serde_writes() {
+        for n in [0usize, 1, 5, 4097, JSON_BLOCK + 3] {
+            let rows = (0..n)
+                .map(|i| MatrixRow {
+                    a: format!("m{i}").into(),
+                    b: "x \"rows\":[] y".into(),
+                    relation: Relation::Unrelated,
+                    score: i as f64 / 7.0,
+                    n: 3,
+                    exceed: 1,
+                    p: 0.5,
+                    log10_p: -0.3,
+                    q_bh: 1.0,
+                    p_holm: 1.0,
+                })
+                .collect();
+            let rep = MatrixReport {
+                source: "\"rows\":[]".into(),
+                measure: None,
+                null: NullInfo {
+                    name: "n".into(),
+                    preserves: "p".into(),
+                    destroys: "d".into(),
+                },
+                rows,
+                failures: Vec::new(),
+                notes: vec!["note".into()],
+            };
+            let mut got = Vec::new();
+            write_json(&mut got, &rep).unwrap();
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                serde_json::to_string(&rep).unwrap(),
+                "{n} rows"
+            );
+        }
+    }
 }

@@ -308,7 +308,7 @@ pub fn verdict_sentence(scored: &[Scored], thresholds: &[f64], claimed: f64) -> 
     let bases: std::collections::BTreeSet<&str> =
         scored.iter().map(|s| s.control.base.as_str()).collect();
     format!(
-        " Positive controls built from real weights ({} checkpoints derived from {} real models: {}) score against their bases: {}. {} of them score below the claimed {claimed}; {}.",
+        " Positive controls built from real weights ({} checkpoints derived from {} real models: {}) score against their bases: {}. {} of them score below the claimed {claimed}; {}. These are edits nullprint can make (Gaussian noise, copies, cuts); long continued training changes weights in ways they do not model, so they show that derivation can be detected, not how far real continued training moves a fingerprint.",
         scored.len(),
         bases.len(),
         bases.iter().copied().collect::<Vec<_>>().join(", "),
