@@ -24,7 +24,7 @@ use crate::measure::Measure;
 use crate::multiple::bh_and_holm;
 use crate::null::NullInfo;
 use crate::pvalue::{log10_empirical_p, EmpiricalNull};
-use crate::table::{PairFailure, PairTable};
+use crate::table::{PairEntry, PairFailure, PairTable};
 
 /// The null each pair is tested against.
 #[derive(Clone, Debug)]
@@ -63,6 +63,25 @@ pub struct MatrixRow {
     pub q_bh: f64,
     /// Holm-adjusted p-value over all rows.
     pub p_holm: f64,
+}
+
+impl MatrixRow {
+    /// The row of pair `p` with `exceed` of `n` null values at or above its score (adjusted
+    /// values are filled in later by [`adjust`]).
+    fn new(names: &[Arc<str>], p: &PairEntry, n: u64, exceed: u64) -> Self {
+        MatrixRow {
+            a: names[p.a].clone(),
+            b: names[p.b].clone(),
+            relation: p.relation,
+            score: p.score,
+            n,
+            exceed,
+            p: (1.0 + exceed as f64) / (1.0 + n as f64),
+            log10_p: log10_empirical_p(exceed, n),
+            q_bh: 1.0,
+            p_holm: 1.0,
+        }
+    }
 }
 
 /// All pairs with p-values and adjustments.
@@ -129,18 +148,7 @@ pub fn report(table: &PairTable, null: &MatrixNull<'_>) -> Result<MatrixReport> 
             for p in &table.pairs {
                 let exceed = null.exceed(p.score);
                 let n = null.len() as u64;
-                rows.push(MatrixRow {
-                    a: names[p.a].clone(),
-                    b: names[p.b].clone(),
-                    relation: p.relation,
-                    score: p.score,
-                    n,
-                    exceed,
-                    p: (1.0 + exceed as f64) / (1.0 + n as f64),
-                    log10_p: log10_empirical_p(exceed, n),
-                    q_bh: 1.0,
-                    p_holm: 1.0,
-                });
+                rows.push(MatrixRow::new(&names, p, n, exceed));
             }
             info.clone()
         }
@@ -194,18 +202,7 @@ pub fn report(table: &PairTable, null: &MatrixNull<'_>) -> Result<MatrixReport> 
                         - per_model[p.a].len() as u64
                         - per_model[p.b].len() as u64;
                     let exceed = (above_all[i] + own as u64) - above_own[i];
-                    MatrixRow {
-                        a: names[p.a].clone(),
-                        b: names[p.b].clone(),
-                        relation: p.relation,
-                        score: p.score,
-                        n,
-                        exceed,
-                        p: (1.0 + exceed as f64) / (1.0 + n as f64),
-                        log10_p: log10_empirical_p(exceed, n),
-                        q_bh: 1.0,
-                        p_holm: 1.0,
-                    }
+                    MatrixRow::new(&names, p, n, exceed)
                 })
                 .collect();
             empty = rows.iter().filter(|r| r.n == 0).count() as u64;
