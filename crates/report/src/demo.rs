@@ -282,7 +282,7 @@ pub fn demo_report() -> Report {
         title: "Detection rate on positive controls".into(),
         population: "20 demo derivations per control".into(),
         measure: "demo mean attention-std correlation".into(),
-        counts: Some("a test whose p-value is at or below the threshold (the level α)".into()),
+        counts: Some(crate::model::COUNTS_P_AT_OR_BELOW_LEVEL.into()),
         rows: controls
             .iter()
             .map(|(l, s)| rate_row(l, rule_value, Some("rule_of_thumb"), s))

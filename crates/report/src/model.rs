@@ -229,6 +229,10 @@ pub struct RateTable {
     pub rows: Vec<RateRow>,
 }
 
+/// [`RateTable::counts`] of a table of tests at levels (power, size, rejection rates).
+pub const COUNTS_P_AT_OR_BELOW_LEVEL: &str =
+    "a test whose p-value is at or below the threshold (the level α)";
+
 /// One rate at one threshold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RateRow {

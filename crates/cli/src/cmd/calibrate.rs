@@ -47,7 +47,7 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
                 cfg.replicates
             ),
             measure: m.clone(),
-            counts: Some("a test whose p-value is at or below the threshold (the level α)".into()),
+            counts: Some(rm::COUNTS_P_AT_OR_BELOW_LEVEL.into()),
             rows: cals
                 .iter()
                 .flat_map(|c| {

@@ -16,7 +16,7 @@ use null::rng::child_seed;
 use null::stats::clopper_pearson;
 use report::model as rm;
 
-use super::{fmt_p, input_file, interval, Member};
+use super::{fmt_p, input_file, interval, load_fingerprint, Member};
 use crate::controls_index::{Control, ControlsIndex};
 
 /// Monte-Carlo draws of each control's surrogate null.
@@ -69,12 +69,11 @@ pub fn evaluate(s: &Setup<'_>, inputs: &mut Vec<rm::InputFile>) -> Result<Vec<Sc
                 path.display()
             );
         }
-        inputs.push(input_file(
+        let fp = load_fingerprint(
             &path,
             &format!("positive control {} ({})", c.id, c.group),
-        )?);
-        let text = std::fs::read_to_string(&path)?;
-        let fp = Fingerprint::from_json(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            inputs,
+        )?;
         let base = s
             .members
             .iter()
@@ -235,7 +234,7 @@ pub fn power_tables(scored: &[Scored], thresholds: &[f64], alpha: f64) -> Vec<rm
             scored.len()
         ),
         measure: headline.name(),
-        counts: Some("a test whose p-value is at or below the threshold (the level α)".into()),
+        counts: Some(rm::COUNTS_P_AT_OR_BELOW_LEVEL.into()),
         rows: order
             .iter()
             .map(|g| {

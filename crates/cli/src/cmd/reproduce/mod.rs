@@ -99,12 +99,11 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
                 path.display()
             );
         }
-        inputs.push(input_file(
+        let fp = load_fingerprint(
             &path,
             &format!("baseline fingerprint of {}", m.id),
-        )?);
-        let text = std::fs::read_to_string(&path)?;
-        let fp = Fingerprint::from_json(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            &mut inputs,
+        )?;
         let mut curves = Curves::from_fingerprint(&fp, &curve_opts)
             .with_context(|| format!("{}: curves", path.display()))?;
         curves.model = m.id.clone();
@@ -327,14 +326,32 @@ struct Ctx<'a> {
     experiment_path: &'a Path,
 }
 
+/// Read a fingerprint once: hash it into the inputs, then parse it.
+fn load_fingerprint(
+    path: &Path,
+    description: &str,
+    inputs: &mut Vec<rm::InputFile>,
+) -> Result<Fingerprint> {
+    let (input, bytes) = read_input(path, description)?;
+    inputs.push(input);
+    let text = std::str::from_utf8(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    Fingerprint::from_json(text).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
 fn input_file(path: &Path, description: &str) -> Result<rm::InputFile> {
+    Ok(read_input(path, description)?.0)
+}
+
+/// An input file's provenance entry and its bytes.
+fn read_input(path: &Path, description: &str) -> Result<(rm::InputFile, Vec<u8>)> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(rm::InputFile {
+    let input = rm::InputFile {
         path: path.display().to_string(),
         sha256: sha256_bytes(&bytes),
         bytes: Some(bytes.len() as u64),
         description: description.into(),
-    })
+    };
+    Ok((input, bytes))
 }
 
 fn labels_of(members: &[Member]) -> Result<Labels> {
@@ -542,7 +559,7 @@ fn build_report(c: &Ctx<'_>) -> Result<rm::Report> {
             c.exp.nulls.samples.min(1000)
         ),
             measure: c.measure.name(),
-            counts: Some("a test whose p-value is at or below the threshold (the level α)".into()),
+            counts: Some(rm::COUNTS_P_AT_OR_BELOW_LEVEL.into()),
             rows: cal
                 .rejection
                 .iter()
@@ -575,7 +592,7 @@ fn build_report(c: &Ctx<'_>) -> Result<rm::Report> {
         })
         .collect();
     let figures = figures(c, &published)?;
-    let seeds = vec![
+    let mut seeds = vec![
         rm::Seed {
             label: "master seed of the experiment".into(),
             value: exp.nulls.seed,
@@ -597,7 +614,6 @@ fn build_report(c: &Ctx<'_>) -> Result<rm::Report> {
             value: child_seed(exp.nulls.seed, seed_stream::CALIBRATION),
         },
     ];
-    let mut seeds = seeds;
     if !c.real_controls.is_empty() {
         seeds.push(rm::Seed {
             label: "surrogate nulls of the positive controls built from real weights (child stream 6, one sub-stream per control)".into(),
@@ -763,7 +779,7 @@ fn power_tables(c: &Ctx<'_>) -> Vec<rm::RateTable> {
                 rows.first().map(|r| r.n).unwrap_or(0)
             ),
             measure: m.clone(),
-            counts: Some("a test whose p-value is at or below the threshold (the level α)".into()),
+            counts: Some(rm::COUNTS_P_AT_OR_BELOW_LEVEL.into()),
             rows: rows
                 .iter()
                 .map(|r| rm::RateRow {
