@@ -17,7 +17,6 @@ pub mod format;
 pub mod hash;
 #[cfg(feature = "download")]
 pub mod hub;
-pub mod matrix;
 pub mod roles;
 pub mod source;
 pub mod stats;

@@ -90,6 +90,17 @@ pub fn hf_cache_dir() -> Option<PathBuf> {
     )
 }
 
+/// Where nullprint keeps real weights (`just models` fetches them there): `$NULLPRINT_MODELS`,
+/// or `~/.cache/nullprint-models`. The one default for the binary, the recipes and the tests.
+pub fn models_dir() -> PathBuf {
+    match std::env::var_os("NULLPRINT_MODELS").filter(|p| !p.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache")
+            .join("nullprint-models"),
+    }
+}
+
 /// Ollama's model store: `$OLLAMA_MODELS`, or `~/.ollama/models`.
 pub fn ollama_dir() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("OLLAMA_MODELS").filter(|p| !p.is_empty()) {

@@ -165,18 +165,9 @@ fn read_all(r: &dyn TensorReader, index: usize, range: Range<u64>) -> Vec<f32> {
 // ---------------------------------------------------------------------------------------------
 // 1. Real files against the gguf-py reference.
 
-fn models_dir() -> PathBuf {
-    match std::env::var_os("NULLPRINT_MODELS").filter(|v| !v.is_empty()) {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache")
-            .join("nullprint-models"),
-    }
-}
-
 /// The model's GGUF, or None after saying loudly that the test is skipped.
 fn model(test: &str, name: &str) -> Option<PathBuf> {
-    let p = models_dir().join(name).join("model.gguf");
+    let p = testkit::models_dir().join(name).join("model.gguf");
     if p.is_file() {
         Some(p)
     } else {
@@ -1415,7 +1406,7 @@ fn quantized_copies_keep_the_fingerprint() {
     let dir = tempfile::tempdir().unwrap();
     // (layer, role name in GGUF, rows, cols, values) of the original.
     let mut layers: Vec<(usize, &str, u64, u64, Vec<f32>)> = Vec::new();
-    let minilm = models_dir().join("all-minilm-l6-v2/model.safetensors");
+    let minilm = testkit::models_dir().join("all-minilm-l6-v2/model.safetensors");
     if minilm.is_file() {
         let r = fingerprint::format::safetensors::SafetensorsReader::open(&minilm).unwrap();
         for (i, t) in r.tensors().iter().enumerate() {

@@ -77,7 +77,6 @@ pub mod stats;
 pub mod table;
 #[cfg(test)]
 mod testutil;
-pub mod trace;
 
 pub use compare::{compare, CompareOptions, Comparison};
 pub use curves::{CurveOptions, Curves, RoleSel, StackChoice};

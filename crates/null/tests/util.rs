@@ -6,28 +6,7 @@ use std::path::PathBuf;
 
 use null::curves::Curves;
 
-/// `$NULLPRINT_MODELS/<name>/<file>` (default `~/.cache/nullprint-models`), or `None` after
-/// printing the skip notice the project requires.
-pub fn model_file(test: &str, name: &str, file: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("NULLPRINT_MODELS")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/nullprint-models"))
-        })
-        .unwrap_or_else(|| PathBuf::from(".cache/nullprint-models"));
-    let path = root.join(name).join(file);
-    if path.exists() {
-        Some(path)
-    } else {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: {test}: {} not found (run just models)",
-            path.display()
-        );
-        None
-    }
-}
+pub use testkit::real_model as model_file;
 
 /// A JSON file under tests/data.
 pub fn data(name: &str) -> serde_json::Value {

@@ -2,7 +2,7 @@
 //! weights' SHA-256 against the index, then build and fingerprint the positive controls
 //! (models derived from panel weights), and say which models are missing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use fingerprint::{source, DerivedFrom};
@@ -14,9 +14,10 @@ use crate::panel::{PanelIndex, PanelModel};
 
 pub fn run(a: BaselinesArgs) -> Result<()> {
     let index = PanelIndex::load(&a.index)?;
-    let models = a.models.clone().unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/nullprint-models")
-    });
+    let models = a
+        .models
+        .clone()
+        .unwrap_or_else(fingerprint::source::models_dir);
     let (mut written, mut missing, mut failed) = (Vec::new(), Vec::new(), Vec::new());
     for m in &index.model {
         if a.only.as_ref().is_some_and(|only| !only.contains(&m.id)) {

@@ -1,10 +1,10 @@
 //! `nullprint trace A B [--test csu|align|upcycle|all]`: weight-level tests that decide what a
-//! std fingerprint cannot (see the `null::trace` module docs for methods and citations).
+//! std fingerprint cannot (see the `trace` crate docs for methods and citations).
 
 use std::io::Write;
 
+use ::trace::{align, csu, upcycle, AlignOptions, CsuOptions, ModelWeights, UpcycleOptions};
 use anyhow::{bail, Result};
-use null::trace::{align, csu, upcycle, AlignOptions, CsuOptions, ModelWeights, UpcycleOptions};
 use serde_json::json;
 
 use crate::args::{TextOrJson, TraceArgs, TraceTest};

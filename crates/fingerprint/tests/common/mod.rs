@@ -1,36 +1,15 @@
 //! Helpers shared by the integration tests: locating the real models `just models` fetches,
 //! and writing small safetensors checkpoints.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-pub mod zip;
+pub use testkit::zip;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, TensorView};
 
-/// Where `just models` puts the real weights: `$NULLPRINT_MODELS` or ~/.cache/nullprint-models.
-pub fn models_dir() -> PathBuf {
-    match std::env::var_os("NULLPRINT_MODELS") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/nullprint-models"),
-    }
-}
-
-/// The path of a real model file, or `None` after announcing loudly that the test is skipped.
-pub fn real_model(test: &str, name: &str, file: &str) -> Option<PathBuf> {
-    let p = models_dir().join(name).join(file);
-    if p.is_file() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: {test}: {} not found (run `just models`)",
-            p.display()
-        );
-        None
-    }
-}
+pub use testkit::{models_dir, real_model};
 
 /// A deterministic pseudo-random value stream (SplitMix64 → uniform in [-1, 1)).
 pub struct Values(u64);

@@ -533,10 +533,8 @@ pub fn gguf_seeds() -> Vec<Vec<u8>> {
 }
 
 // The zip and pickle-string writers are shared with the PyTorch tests.
-#[path = "../common/zip.rs"]
-mod zipfix;
-use zipfix::unicode;
-pub use zipfix::zip;
+use testkit::zip::unicode;
+pub use testkit::zip::zip;
 
 /// A state-dict pickle: `(name, storage kind, storage key, offset, shape)` per tensor.
 fn state_dict(tensors: &[(&str, &str, &str, u8, &[u8])]) -> Vec<u8> {
@@ -899,11 +897,7 @@ pub fn ollama_seeds() -> Vec<Vec<u8>> {
 
 /// The first `n` bytes of real model files, when `just models` has fetched them.
 fn real_heads(files: &[(&str, &str)], n: usize) -> Vec<Vec<u8>> {
-    let dir = match std::env::var_os("NULLPRINT_MODELS") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/nullprint-models"),
-    };
+    let dir = testkit::models_dir();
     let mut out = Vec::new();
     for (model, file) in files {
         let p = dir.join(model).join(file);

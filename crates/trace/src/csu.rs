@@ -1,7 +1,7 @@
 //! The neuron-matching independence test on same-hidden-size MLP blocks (see [`super`] for
 //! the method and its null).
 
-use fingerprint::matrix::sample_indices;
+use crate::matrices::sample_indices;
 use fingerprint::roles::Expert;
 use ndarray::Array2;
 use rand::Rng;
@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use super::exact::{self, Fisher};
 use super::lap::{assign_max, cosine};
 use super::weights::{ResidualMap, View};
-use super::{log10, LayerId, MlpSite, ModelWeights, Result, Skipped, TraceError, CITATION};
-use crate::rng;
+use super::{log10, Error, LayerId, MlpSite, ModelWeights, Result, Skipped, CITATION};
+use null::rng;
 
 /// Which two views of each unit are matched.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,13 +76,13 @@ impl Default for CsuOptions {
 impl CsuOptions {
     fn validate(&self) -> Result<()> {
         if self.max_units < 2 {
-            return Err(TraceError::Invalid {
+            return Err(Error::Invalid {
                 what: "max_units".into(),
                 reason: format!("{} is too few to match (at least 2)", self.max_units),
             });
         }
         if self.max_tokens < 2 {
-            return Err(TraceError::Invalid {
+            return Err(Error::Invalid {
                 what: "max_tokens".into(),
                 reason: format!("{} is too few (at least 2)", self.max_tokens),
             });
@@ -270,7 +270,7 @@ pub fn csu(a: &ModelWeights, b: &ModelWeights, opts: &CsuOptions) -> Result<CsuR
     };
     let (da, db) = (dense(&sites_a), dense(&sites_b));
     if da.is_empty() || db.is_empty() {
-        return Err(TraceError::NotTestable {
+        return Err(Error::NotTestable {
             reason: format!(
                 "{} has {} and {} has {} dense MLP blocks with consistent shapes",
                 a.name(),
@@ -316,7 +316,7 @@ pub fn csu(a: &ModelWeights, b: &ModelWeights, opts: &CsuOptions) -> Result<CsuR
     let hidden_a = da[0].hidden;
     let hidden_b = db[0].hidden;
     if hidden_a != hidden_b {
-        return Err(TraceError::NotTestable {
+        return Err(Error::NotTestable {
             reason: format!(
                 "hidden sizes differ ({} has {hidden_a}, {} has {hidden_b}): unit vectors live \
                  in residual spaces of different dimension, so no cosine between them exists",
@@ -350,7 +350,7 @@ pub fn csu(a: &ModelWeights, b: &ModelWeights, opts: &CsuOptions) -> Result<CsuR
             Err(s) => skipped.push(s),
         }
     }
-    let fisher = exact::fisher(&ln_two).ok_or_else(|| TraceError::NotTestable {
+    let fisher = exact::fisher(&ln_two).ok_or_else(|| Error::NotTestable {
         reason: format!(
             "no layer pair could be tested: {}",
             skipped
@@ -423,7 +423,7 @@ pub(crate) fn residual_map(
     let (ka, kb, vocab) = match found {
         Ok(f) => f,
         Err(why) if opts.residual == ResidualAlign::Embedding => {
-            return Err(TraceError::NotTestable {
+            return Err(Error::NotTestable {
                 reason: format!("residual alignment by embeddings: {why}"),
             })
         }
@@ -651,6 +651,6 @@ mod tests {
             max_units: 1,
             ..Default::default()
         };
-        assert!(matches!(o.validate(), Err(TraceError::Invalid { .. })));
+        assert!(matches!(o.validate(), Err(Error::Invalid { .. })));
     }
 }

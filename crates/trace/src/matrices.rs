@@ -1,7 +1,7 @@
 //! Whole 2-D weight matrices as `ndarray` arrays, for weight-level tests (neuron matching).
 //!
 //! [`ModelMatrices`] opens every file of a resolved model, maps its tensors to role keys with
-//! the same plan as the fingerprint engine ([`crate::engine::plan`]), and lists every role
+//! the same plan as the fingerprint engine ([`fingerprint::engine::plan`]), and lists every role
 //! slice that is a matrix: a 2-D tensor, a row block of a fused one (q/k/v, gate/up), a column
 //! block of a GPT-2 `Conv1D` fused tensor, or one expert of a GGUF 3-D expert stack.
 //! [`ModelMatrices::read`] decodes one of them (by role key, or [`ModelMatrices::read_tensor`]
@@ -12,7 +12,7 @@
 //! output feature `r`. The readers already list GGUF, safetensors, PyTorch and CTranslate2
 //! shapes outermost-first, which is that order for `nn.Linear`. Two stored layouts are the
 //! transpose, and [`Orientation::Auto`] transposes them:
-//! - ONNX weights named by the reader from the graph ([`crate::format::TensorInfo::role_name`]
+//! - ONNX weights named by the reader from the graph ([`fingerprint::format::TensorInfo::role_name`]
 //!   set; anonymous initializers such as `val_49` or `onnx::MatMul_470`) feed a `MatMul`,
 //!   which stores `[in, out]`; token, position and type embeddings feed a `Gather` and are
 //!   rows already, so they are left as stored. An ONNX initializer that keeps its own
@@ -41,11 +41,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{self, Plan};
-use crate::error::{Error, Result};
-use crate::format::{self, Format, TensorReader, Values};
-use crate::roles::{Role, RoleKey};
-use crate::source::ModelSource;
+use fingerprint::engine::{self, Plan};
+use fingerprint::error::{Error, Result};
+use fingerprint::format::{self, Format, TensorReader, Values};
+use fingerprint::roles::{Role, RoleKey};
+use fingerprint::source::ModelSource;
 
 /// Default cap on the bytes of one decoded matrix (f32 values): 2 GiB.
 pub const DEFAULT_MAX_BYTES: u64 = 2 << 30;
@@ -371,7 +371,7 @@ impl ModelMatrices {
                 expert: None,
             },
         };
-        let whole = crate::roles::Assignment {
+        let whole = fingerprint::roles::Assignment {
             key,
             ranges: vec![0..t.info.numel()],
         };
@@ -563,7 +563,7 @@ pub fn describe_key(key: &RoleKey) -> String {
 fn entry_for(
     src: &ModelSource,
     t: &engine::PlannedTensor,
-    a: &crate::roles::Assignment,
+    a: &fingerprint::roles::Assignment,
 ) -> Option<MatrixEntry> {
     let shape = &t.info.shape;
     let (base_rows, row_len, per) = match shape.len() {

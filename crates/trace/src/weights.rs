@@ -3,11 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use fingerprint::matrix::{describe_key, ModelMatrices, Orientation, Pick, ReadOptions};
+use crate::matrices::{describe_key, ModelMatrices, Orientation, Pick, ReadOptions};
 use fingerprint::roles::{Expert, Role, RoleKey};
 use ndarray::{Array2, Axis};
 
-use super::{LayerId, Result, Skipped, TraceError};
+use super::{Error, LayerId, Result, Skipped};
 
 /// The weights of one model, addressed by role key, in PyTorch `[out, in]` orientation.
 pub struct ModelWeights {
@@ -146,7 +146,7 @@ impl ModelWeights {
         rows: Option<&[usize]>,
         cols: Option<&[usize]>,
     ) -> Result<Array2<f32>> {
-        let missing = || TraceError::Missing {
+        let missing = || Error::Missing {
             model: self.name.clone(),
             key: describe_key(key),
         };
@@ -168,7 +168,7 @@ impl ModelWeights {
             }
             Inner::Memory(m) => {
                 let a = m.get(key).ok_or_else(missing)?;
-                let bad = |what: &str, i: usize, n: usize| TraceError::Shape {
+                let bad = |what: &str, i: usize, n: usize| Error::Shape {
                     model: self.name.clone(),
                     key: describe_key(key),
                     reason: format!("{what} {i} out of range ({n})"),
@@ -303,7 +303,7 @@ impl ModelWeights {
                 let mut signs = Vec::with_capacity(ds.len());
                 for d in ds {
                     let (Some(&p), Some(&s)) = (m.perm.get(d), m.sign.get(d)) else {
-                        return Err(TraceError::Shape {
+                        return Err(Error::Shape {
                             model: self.name.clone(),
                             key: describe_key(&key),
                             reason: format!("residual coordinate {d} outside the alignment"),

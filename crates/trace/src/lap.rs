@@ -9,7 +9,7 @@
 
 use ndarray::{Array2, ArrayView2, Axis};
 
-use super::{Result, TraceError};
+use super::{Error, Result};
 
 /// Largest cost matrix solved (elements): 64 M entries, 512 MiB of f64.
 pub const MAX_COST_ELEMENTS: usize = 1 << 26;
@@ -37,7 +37,7 @@ pub fn normalize_rows(a: ArrayView2<'_, f32>) -> Array2<f32> {
 /// Non-finite entries (from non-finite weights) become 0.
 pub fn cosine(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
     if a.ncols() != b.ncols() {
-        return Err(TraceError::Invalid {
+        return Err(Error::Invalid {
             what: "cosine".into(),
             reason: format!(
                 "vectors of different lengths ({} and {})",
@@ -58,14 +58,14 @@ pub fn cosine(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Result<Array2<f
 pub fn assign_max(sim: &Array2<f32>) -> Result<Vec<usize>> {
     let (r, c) = sim.dim();
     if r > c {
-        return Err(TraceError::Assignment {
+        return Err(Error::Assignment {
             rows: r,
             cols: c,
             reason: "more rows than columns".into(),
         });
     }
     if r.saturating_mul(c) > MAX_COST_ELEMENTS {
-        return Err(TraceError::Assignment {
+        return Err(Error::Assignment {
             rows: r,
             cols: c,
             reason: format!("over the limit of {MAX_COST_ELEMENTS} entries (subsample units)"),
@@ -75,7 +75,7 @@ pub fn assign_max(sim: &Array2<f32>) -> Result<Vec<usize>> {
         return Ok(Vec::new());
     }
     let cost: Vec<f64> = sim.iter().map(|&v| v as f64).collect();
-    let (rows, cols) = lsap::solve(r, c, &cost, true).map_err(|e| TraceError::Assignment {
+    let (rows, cols) = lsap::solve(r, c, &cost, true).map_err(|e| Error::Assignment {
         rows: r,
         cols: c,
         reason: format!("{e:?}"),
@@ -87,7 +87,7 @@ pub fn assign_max(sim: &Array2<f32>) -> Result<Vec<usize>> {
         }
     }
     if out.iter().any(|&j| j >= c) {
-        return Err(TraceError::Assignment {
+        return Err(Error::Assignment {
             rows: r,
             cols: c,
             reason: "the solver left a row unassigned".into(),
@@ -107,7 +107,7 @@ mod tests {
         let s = array![[0.9f32, 0.8, 0.0], [0.85, 0.1, 0.0]];
         assert_eq!(assign_max(&s).unwrap(), vec![1, 0]);
         let t = array![[0.0f32, 1.0], [1.0, 0.0], [0.5, 0.5]];
-        assert!(matches!(assign_max(&t), Err(TraceError::Assignment { .. })));
+        assert!(matches!(assign_max(&t), Err(Error::Assignment { .. })));
     }
 
     #[test]

@@ -1,14 +1,12 @@
-//! Matrix reads ([`fingerprint::matrix`]) on the real checkpoints: shapes in `[out, in]`
+//! Matrix reads ([`trace::matrices`]) on the real checkpoints: shapes in `[out, in]`
 //! order across formats, ONNX `MatMul` weights transposed back to the safetensors layout,
 //! GGUF blocks dequantized, row/column selections equal to slices of the full matrix, and the
 //! memory cap.
 
-mod common;
-
-use fingerprint::matrix::{ModelMatrices, Orientation, Pick, ReadOptions};
 use fingerprint::roles::{Role, RoleKey};
 use fingerprint::source;
 use ndarray::Array2;
+use trace::matrices::{ModelMatrices, Orientation, Pick, ReadOptions};
 
 fn key(layer: u32, role: Role) -> RoleKey {
     RoleKey {
@@ -20,7 +18,7 @@ fn key(layer: u32, role: Role) -> RoleKey {
 }
 
 fn open(test: &str, name: &str, file: &str) -> Option<ModelMatrices> {
-    let path = common::real_model(test, name, file)?;
+    let path = testkit::real_model(test, name, file)?;
     let src = source::resolve(path.to_str().unwrap()).unwrap();
     Some(ModelMatrices::open(src).unwrap())
 }

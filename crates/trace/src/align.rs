@@ -33,7 +33,7 @@
 
 use std::collections::BTreeMap;
 
-use fingerprint::matrix::sample_indices;
+use crate::matrices::sample_indices;
 use fingerprint::roles::Role;
 use fingerprint::Fingerprint;
 use rand::seq::SliceRandom;
@@ -41,9 +41,9 @@ use serde::{Deserialize, Serialize};
 
 use super::csu::{self, residual_map, CsuOptions, CsuResult, ResidualAlign};
 use super::weights::{ResidualMap, View};
-use super::{LayerId, MlpSite, ModelWeights, Result, TraceError, CITATION};
-use crate::null::{NullInfo, NullResult, Sampling};
-use crate::rng;
+use super::{Error, LayerId, MlpSite, ModelWeights, Result, CITATION};
+use null::null::{NullInfo, NullResult, Sampling};
+use null::rng;
 
 /// Costs of the alignment, in score units (1 = a sure copy).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -324,7 +324,7 @@ pub fn similarity_from_fingerprints(a: &Fingerprint, b: &Fingerprint) -> Result<
         .cloned()
         .collect();
     if ta.is_empty() || tb.is_empty() || roles.is_empty() {
-        return Err(TraceError::NotTestable {
+        return Err(Error::NotTestable {
             reason: format!(
                 "no weight role has a std in every layer of both {} ({} layers) and {} ({} layers)",
                 a.model.name,
@@ -370,7 +370,7 @@ pub fn similarity_from_weights(
     opts: &AlignOptions,
 ) -> Result<LayerSimilarity> {
     if opts.gram_dims < 3 {
-        return Err(TraceError::Invalid {
+        return Err(Error::Invalid {
             what: "gram_dims".into(),
             reason: format!("{} is too few (at least 3)", opts.gram_dims),
         });
@@ -384,7 +384,7 @@ pub fn similarity_from_weights(
     };
     let (sa, sb) = (dense(a), dense(b));
     let (Some(fa), Some(fb)) = (sa.first(), sb.first()) else {
-        return Err(TraceError::NotTestable {
+        return Err(Error::NotTestable {
             reason: format!(
                 "{} has {} and {} has {} dense MLP blocks",
                 a.name(),
@@ -396,7 +396,7 @@ pub fn similarity_from_weights(
     };
     let hidden = fa.hidden;
     if fb.hidden != hidden || sa.iter().chain(&sb).any(|s| s.hidden != hidden) {
-        return Err(TraceError::NotTestable {
+        return Err(Error::NotTestable {
             reason: format!(
                 "hidden sizes differ ({} vs {}): weight signatures are not comparable; align \
                  the fingerprints instead",
@@ -483,7 +483,7 @@ fn signatures(
 /// Scores on the common scale (1 = a sure copy, 0 = the threshold), and the rule in words.
 fn scores(sim: &LayerSimilarity, opts: &AlignOptions) -> Result<(Vec<Vec<f64>>, String)> {
     if let Some(&v) = sim.values.iter().flatten().find(|v| !v.is_finite()) {
-        return Err(crate::Error::NonFiniteInput {
+        return Err(null::Error::NonFiniteInput {
             what: "layer similarity".into(),
             value: v,
         }
@@ -493,7 +493,7 @@ fn scores(sim: &LayerSimilarity, opts: &AlignOptions) -> Result<(Vec<Vec<f64>>, 
         SimilarityKind::GramCorrelation => {
             let r0 = opts.min_correlation;
             if r0.is_nan() || r0 <= -1.0 || r0 >= 0.99 {
-                return Err(TraceError::Invalid {
+                return Err(Error::Invalid {
                     what: "min_correlation".into(),
                     reason: format!("{r0} must lie in (-1, 0.99)"),
                 });
@@ -514,7 +514,7 @@ fn scores(sim: &LayerSimilarity, opts: &AlignOptions) -> Result<(Vec<Vec<f64>>, 
         SimilarityKind::StdDistance => {
             let tol = opts.std_tolerance;
             if tol.is_nan() || tol <= 0.0 || tol.is_infinite() {
-                return Err(TraceError::Invalid {
+                return Err(Error::Invalid {
                     what: "std_tolerance".into(),
                     reason: format!("{tol} must be positive"),
                 });
@@ -595,13 +595,13 @@ fn best_alignment(z: &[Vec<f64>], la: usize, pen: &Penalties) -> (f64, Vec<Optio
 pub fn align_similarity(sim: &LayerSimilarity, opts: &AlignOptions) -> Result<AlignResult> {
     let (la, lb) = (sim.layers_a.len(), sim.layers_b.len());
     if la == 0 || lb == 0 || sim.values.len() != lb || sim.values.iter().any(|r| r.len() != la) {
-        return Err(TraceError::Invalid {
+        return Err(Error::Invalid {
             what: "layer similarity".into(),
             reason: format!("expected {lb} rows of {la} values"),
         });
     }
     if opts.null_draws == 0 {
-        return Err(TraceError::Invalid {
+        return Err(Error::Invalid {
             what: "null_draws".into(),
             reason: "at least one draw is needed".into(),
         });
@@ -612,7 +612,7 @@ pub fn align_similarity(sim: &LayerSimilarity, opts: &AlignOptions) -> Result<Al
         .all(|v| v.is_finite() && *v >= 0.0)
         || pen.backward.is_some_and(|b| !b.is_finite())
     {
-        return Err(TraceError::Invalid {
+        return Err(Error::Invalid {
             what: "penalties".into(),
             reason: "must be finite and non-negative".into(),
         });

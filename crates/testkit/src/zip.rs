@@ -1,5 +1,4 @@
 //! Building PyTorch-style checkpoints in tests: a zip of stored entries and pickle strings.
-#![allow(dead_code)]
 
 /// A zip archive of stored entries.
 pub fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {

@@ -1,5 +1,5 @@
 /*!
-Weight-level trace tests ([`null::trace`]) on real checkpoints and on models derived from them
+Weight-level trace tests ([`trace`]) on real checkpoints and on models derived from them
 in the tests.
 
 * Null calibration: the matching test's p-values must be uniform (Kolmogorov–Smirnov) for
@@ -18,40 +18,19 @@ whose model is absent prints `SKIPPED` and returns.
 */
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use fingerprint::roles::{Expert, Role, RoleKey};
 use ndarray::{Array2, Axis};
 use null::rng;
 use null::stats::ks_uniform;
-use null::trace::{self, CsuOptions, LayerId, ModelWeights, ResidualAlign, TraceError};
 use rand::seq::SliceRandom;
 use rand_distr::{Distribution, StandardNormal};
+use trace::{CsuOptions, LayerId, ModelWeights, ResidualAlign};
 
 type Mats = BTreeMap<RoleKey, Array2<f32>>;
 
-fn model_path(test: &str, name: &str, file: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("NULLPRINT_MODELS")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/nullprint-models"))
-        })
-        .unwrap_or_else(|| PathBuf::from(".cache/nullprint-models"));
-    let path = root.join(name).join(file);
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!(
-            "SKIPPED: {test}: {} not found (run just models)",
-            path.display()
-        );
-        None
-    }
-}
-
 fn open(test: &str, name: &str, file: &str) -> Option<ModelWeights> {
-    let p = model_path(test, name, file)?;
+    let p = testkit::real_model(test, name, file)?;
     Some(ModelWeights::open(p.to_str().unwrap()).unwrap())
 }
 
@@ -387,7 +366,7 @@ fn different_hidden_sizes_are_not_testable() {
         return;
     };
     match trace::csu(&a, &b, &CsuOptions::default()) {
-        Err(TraceError::NotTestable { reason }) => {
+        Err(trace::Error::NotTestable { reason }) => {
             assert!(reason.contains("384") && reason.contains("576"), "{reason}")
         }
         other => panic!("expected NotTestable, got {other:?}"),
@@ -613,7 +592,7 @@ fn restacked_minilm_with_permuted_residual_is_recovered() {
 /// Depth alignment from fingerprints alone: SmolLM2's fingerprint restacked row by row.
 #[test]
 fn fingerprint_alignment_recovers_a_restacked_model() {
-    let Some(path) = model_path(
+    let Some(path) = testkit::real_model(
         "fingerprint_alignment",
         "smollm2-135m-instruct",
         "model.gguf",
@@ -762,7 +741,7 @@ fn upcycled_experts_are_found() {
     // A dense model is not a MoE.
     assert!(matches!(
         trace::upcycle(&dense, &dense, &opts),
-        Err(TraceError::NotTestable { .. })
+        Err(trace::Error::NotTestable { .. })
     ));
 }
 /// The alignment's default threshold (Gram-signature correlation 0.9) separates copies from

@@ -9,7 +9,7 @@ use super::csu::{
     residual_map, subsampling_statement, test_sites, CsuOptions, LayerTest, ResidualInfo,
 };
 use super::exact::{self, Fisher};
-use super::{LayerId, MlpSite, ModelWeights, Result, Skipped, TraceError, CITATION};
+use super::{Error, LayerId, MlpSite, ModelWeights, Result, Skipped, CITATION};
 
 /// Options of the upcycling test.
 #[derive(Clone, Debug, PartialEq)]
@@ -121,7 +121,7 @@ pub fn upcycle(
     opts: &UpcycleOptions,
 ) -> Result<UpcycleResult> {
     if opts.alpha.is_nan() || opts.alpha <= 0.0 || opts.alpha >= 1.0 {
-        return Err(TraceError::Invalid {
+        return Err(Error::Invalid {
             what: "alpha".into(),
             reason: format!("{} must lie in (0, 1)", opts.alpha),
         });
@@ -131,18 +131,18 @@ pub fn upcycle(
     skipped.extend(skipped_d);
     let experts: Vec<&MlpSite> = sites_m.iter().filter(|s| s.expert.is_some()).collect();
     if experts.is_empty() {
-        return Err(TraceError::NotTestable {
+        return Err(Error::NotTestable {
             reason: format!("{} has no MoE experts with consistent shapes", moe.name()),
         });
     }
     let parents: Vec<&MlpSite> = sites_d.iter().filter(|s| s.expert.is_none()).collect();
     let Some(first) = parents.first() else {
-        return Err(TraceError::NotTestable {
+        return Err(Error::NotTestable {
             reason: format!("{} has no dense MLP blocks", dense.name()),
         });
     };
     if first.hidden != experts[0].hidden {
-        return Err(TraceError::NotTestable {
+        return Err(Error::NotTestable {
             reason: format!(
                 "hidden sizes differ ({} has {}, {} has {})",
                 dense.name(),
@@ -182,7 +182,7 @@ pub fn upcycle(
         .iter()
         .map(|t| t.log10_p_randomized * std::f64::consts::LN_10)
         .collect();
-    let fisher = exact::fisher(&ln).ok_or_else(|| TraceError::NotTestable {
+    let fisher = exact::fisher(&ln).ok_or_else(|| Error::NotTestable {
         reason: "no expert could be tested".into(),
     })?;
     let log10_threshold = (opts.alpha / tests.len() as f64).log10();

@@ -81,7 +81,7 @@
 //! invariant Gram matrices `Σ_u v_u v_uᵀ` over a seeded sample of residual coordinates) or
 //! fingerprint-level (per-layer vectors of role stds). It reports the mapping and the
 //! inserted, duplicated and dropped layers, tests the alignment score against layer-shuffle and
-//! circular-shift nulls ([`crate::null::NullResult`], as `compare` does), and, with weights,
+//! circular-shift nulls ([`null::NullResult`], as `compare` does), and, with weights,
 //! verifies the mapped layer pairs with the matching test above. The Gram similarity is
 //! invariant to unit permutations, so selecting pairs with it leaves the matching test's null
 //! unchanged.
@@ -97,18 +97,19 @@
 //! # Use
 //!
 //! ```no_run
-//! use null::trace::{self, ModelWeights};
+//! use trace::ModelWeights;
 //! let a = ModelWeights::open("path/to/base")?;
 //! let b = ModelWeights::open("path/to/suspect")?;
 //! let r = trace::csu(&a, &b, &trace::CsuOptions::default())?;
 //! println!("{}", r.summary());
-//! # Ok::<(), null::trace::TraceError>(())
+//! # Ok::<(), trace::Error>(())
 //! ```
 
 pub mod align;
 pub mod csu;
 pub mod exact;
 pub mod lap;
+pub mod matrices;
 pub mod upcycle;
 mod weights;
 
@@ -128,18 +129,18 @@ Language Models. Proceedings of the 42nd International Conference on Machine Lea
 2025), PMLR 267.";
 
 /// Result alias for the trace tests.
-pub type Result<T, E = TraceError> = std::result::Result<T, E>;
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What can go wrong in a trace test.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum TraceError {
+pub enum Error {
     /// Reading weights failed (the message names the file and tensor).
     #[error(transparent)]
     Weights(#[from] fingerprint::Error),
     /// A statistic or null failed.
     #[error(transparent)]
-    Null(#[from] crate::Error),
+    Null(#[from] null::Error),
     /// A matrix has a shape the test cannot use.
     #[error("{model}: {key}: {reason}")]
     Shape {

@@ -1,0 +1,29 @@
+//! Test helpers shared by nullprint's crates (dev-dependency only, never published).
+//!
+//! Tests that need real weights find them under [`fingerprint::source::models_dir`] (what
+//! `just models` fills) and, when a file is absent, say so on stderr with `SKIPPED` instead of
+//! passing in silence.
+#![deny(missing_docs)]
+
+pub mod zip;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+pub use fingerprint::source::models_dir;
+
+/// `models_dir()/name/file`, or `None` after printing `SKIPPED: test: … not found` straight to
+/// stderr (past the test harness's capture).
+pub fn real_model(test: &str, name: &str, file: &str) -> Option<PathBuf> {
+    let p = models_dir().join(name).join(file);
+    if p.is_file() {
+        Some(p)
+    } else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: {test}: {} not found (run `just models`)",
+            p.display()
+        );
+        None
+    }
+}

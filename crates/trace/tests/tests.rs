@@ -1,0 +1,4 @@
+//! Integration tests of the weight-level lineage tests and the matrix reader they use.
+
+mod checkpoints;
+mod matrices;
