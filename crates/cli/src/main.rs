@@ -8,10 +8,7 @@ use clap::Parser;
 
 mod args;
 mod cmd;
-mod controls_index;
-mod experiment;
 mod output;
-mod panel;
 mod progress;
 
 fn main() -> ExitCode {

@@ -111,6 +111,57 @@ impl Cache {
     }
 }
 
+/// The part of a cache key that is not the files: the options that change a fingerprint.
+pub fn options_key(roles: &Option<Vec<crate::Role>>, hash: bool) -> String {
+    format!("roles={roles:?};hash={hash}")
+}
+
+/// A fingerprint obtained through the cache.
+#[derive(Debug)]
+pub struct Cached {
+    /// The fingerprint (its `source` is the spec it was asked for).
+    pub fingerprint: Fingerprint,
+    /// It came from the cache.
+    pub hit: bool,
+    /// Storing a freshly computed fingerprint failed (the result is still good).
+    pub store_error: Option<Error>,
+}
+
+/// Fingerprint `src` through `cache` (when given), keyed by its files' identity and
+/// `options` (the option string that changes the result): a hit returns the stored
+/// fingerprint; a miss runs `compute` and stores its result.
+pub fn through<E: From<Error>>(
+    cache: Option<&Cache>,
+    src: &ModelSource,
+    options: &str,
+    compute: impl FnOnce() -> std::result::Result<Fingerprint, E>,
+) -> std::result::Result<Cached, E> {
+    let key = match cache {
+        Some(_) => Some(Cache::key(src, options)?),
+        None => None,
+    };
+    if let (Some(c), Some(k)) = (cache, &key) {
+        if let Some(mut fp) = c.get(k) {
+            fp.model.source = src.spec.clone();
+            return Ok(Cached {
+                fingerprint: fp,
+                hit: true,
+                store_error: None,
+            });
+        }
+    }
+    let fp = compute()?;
+    let store_error = match (cache, &key) {
+        (Some(c), Some(k)) => c.put(k, &fp).err(),
+        _ => None,
+    };
+    Ok(Cached {
+        fingerprint: fp,
+        hit: false,
+        store_error,
+    })
+}
+
 /// True when `path` names a cache entry file (not a temporary one).
 pub fn is_entry(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "json")

@@ -90,6 +90,16 @@ pub fn hf_cache_dir() -> Option<PathBuf> {
     )
 }
 
+/// A plain file name: not empty, not starting with `.`, only ASCII letters, digits, `-`, `_`
+/// and `.` (so it can name a file in a directory without escaping it). Experiment ids, panel
+/// model ids and Ollama name parts must be plain.
+pub fn is_plain_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
 /// Where nullprint keeps real weights (`just models` fetches them there): `$NULLPRINT_MODELS`,
 /// or `~/.cache/nullprint-models`. The one default for the binary, the recipes and the tests.
 pub fn models_dir() -> PathBuf {
@@ -120,14 +130,12 @@ fn resolve_ollama(spec: &str, name: &str) -> Result<ModelSource> {
         .rsplit_once(':')
         .filter(|(n, _)| !n.is_empty())
         .unwrap_or((name, "latest"));
-    let safe = |s: &str| {
-        !s.is_empty()
-            && !s.starts_with('.')
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    };
     let parts: Vec<&str> = name.split('/').collect();
-    if parts.is_empty() || parts.len() > 2 || !parts.iter().all(|p| safe(p)) || !safe(tag) {
+    if parts.is_empty()
+        || parts.len() > 2
+        || !parts.iter().all(|p| is_plain_name(p))
+        || !is_plain_name(tag)
+    {
         return Err(not_found(format!(
             "{name:?}:{tag:?} is not an Ollama model name"
         )));

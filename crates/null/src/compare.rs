@@ -1,4 +1,4 @@
-//! One comparison of two models, as `nullprint compare` reports it: the similarity, and its
+//! One comparison of two models, as `nullprint compare` reports it (the command renders this): the similarity, and its
 //! test against every requested null (surrogate nulls of the pair, and a panel when given).
 //!
 //! The serialised [`Comparison`] carries the similarity's fields at top level (`measure`,
@@ -15,6 +15,7 @@ use crate::measure::{similarity, MeasureOptions, Prepared, Similarity};
 use crate::null::panel::{self, ObservedContext, PanelOptions, PanelReport};
 use crate::null::surrogate::{self, SurrogateKind, SurrogateOptions, DEFAULT_SAMPLES};
 use crate::null::NullResult;
+use crate::rng::child_seed;
 use crate::table::PairTable;
 
 /// What to compute.
@@ -26,7 +27,7 @@ pub struct CompareOptions {
     pub surrogates: Vec<SurrogateKind>,
     /// Monte-Carlo samples per surrogate null.
     pub samples: usize,
-    /// Seed of every Monte-Carlo null.
+    /// Master seed: surrogate null `i` draws from its child stream `i`.
     pub seed: u64,
     /// Thresholds for the panel's false-positive rates.
     pub thresholds: Vec<f64>,
@@ -99,7 +100,7 @@ pub fn compare(
     }
     if !opts.surrogates.is_empty() {
         let (pa, pb) = (Prepared::new(a)?, Prepared::new(b)?);
-        for &kind in &opts.surrogates {
+        for (i, &kind) in opts.surrogates.iter().enumerate() {
             nulls.push(surrogate::test_prepared(
                 &pa,
                 &pb,
@@ -107,7 +108,7 @@ pub fn compare(
                     kind,
                     measure: opts.measure.measure,
                     samples: opts.samples,
-                    seed: opts.seed,
+                    seed: child_seed(opts.seed, i as u64),
                 },
             )?);
         }
@@ -167,7 +168,8 @@ mod tests {
                 assert!(n.get(k).is_some(), "{k}");
             }
         }
-        assert_eq!(j["nulls"][1]["seed"], 4);
+        assert_eq!(j["nulls"][1]["seed"], child_seed(4, 0));
+        assert_eq!(j["nulls"][2]["seed"], child_seed(4, 1));
         // Round trip.
         let back: Comparison = serde_json::from_value(j).unwrap();
         assert_eq!(back, c);

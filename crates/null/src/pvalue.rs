@@ -15,6 +15,9 @@ use crate::stats::clopper_pearson;
 /// Confidence of every interval this crate reports.
 pub const CONFIDENCE: f64 = 0.95;
 
+/// How every interval of a rate or p-value in this crate is computed.
+pub const INTERVAL_METHOD: &str = "Clopper-Pearson";
+
 /// `(1 + exceed) / (1 + n)`.
 pub fn empirical_p(exceed: u64, n: u64) -> Result<f64> {
     if exceed > n {

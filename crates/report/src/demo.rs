@@ -100,6 +100,9 @@ fn null_result(
         log10_p: Some(p.log10()),
         interval: wilson(exceed + 1, n + 1),
         mc_error: Some((p * (1.0 - p) / (n + 1) as f64).sqrt()),
+        sampling: None,
+        discarded: 0,
+        notes: Vec::new(),
     }
 }
 

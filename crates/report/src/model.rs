@@ -208,6 +208,19 @@ pub struct NullResult {
     pub interval: Option<Interval>,
     /// Monte Carlo standard error of p.
     pub mc_error: Option<f64>,
+    /// How the draws were obtained (`Monte Carlo`, `exhaustive`, `panel`), when stated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<String>,
+    /// Draws left out because the statistic was undefined on them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub discarded: u64,
+    /// Caveats the statistics attach to this result; shown next to its p in every format.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A table of rates (false-positive rates or power) at thresholds.

@@ -89,6 +89,7 @@ pub(crate) fn nulls_table(report: &Report, cites: &Citations) -> Option<DisplayT
                 tested,
                 c(format!("{} of {}", fmt::count(n.exceed), fmt::count(n.n))),
                 c(fmt::p_value(n.p, n.log10_p)),
+                t(caveats(n)),
                 interval_cell(n.interval.as_ref(), false, kind.is_some()),
                 c(n.mc_error
                     .map_or_else(|| fmt::MISSING.to_string(), |e| fmt::sig(e, 2))),
@@ -110,16 +111,33 @@ pub(crate) fn nulls_table(report: &Report, cites: &Citations) -> Option<DisplayT
             "tested value",
             "draws at or above",
             "p",
+            "caveats",
             &interval_header(" of p", &kind),
             "Monte Carlo error",
             "seed",
         ]
         .map(String::from)
         .to_vec(),
-        numeric: vec![false, false, false, false, true, true, true, true, true],
+        numeric: vec![false, false, false, false, true, true, false, true, true, true],
         rows,
         csv: Some("nulls.csv".into()),
     })
+}
+
+/// A null's caveats as one cell: its notes, and its discarded draws when there are any.
+fn caveats(n: &crate::model::NullResult) -> String {
+    let mut parts: Vec<String> = n.notes.clone();
+    if n.discarded > 0 {
+        parts.push(format!(
+            "{} draws discarded (statistic undefined)",
+            fmt::count(n.discarded)
+        ));
+    }
+    if parts.is_empty() {
+        fmt::MISSING.into()
+    } else {
+        parts.join(" ")
+    }
 }
 
 fn rate_table(report: &Report, cites: &Citations, table: &RateTable, what: &str) -> DisplayTable {
@@ -454,6 +472,9 @@ pub(crate) fn csv_files(report: &Report) -> Result<Vec<(String, Vec<u8>)>> {
                 "interval_method",
                 "mc_error",
                 "seed",
+                "sampling",
+                "discarded",
+                "notes",
             ],
         )?;
         for n in &report.computed.nulls {
@@ -486,6 +507,9 @@ pub(crate) fn csv_files(report: &Report) -> Result<Vec<(String, Vec<u8>)>> {
             rec.extend(iv_cols(n.interval.as_ref()));
             rec.push(fmt::csv_opt(n.mc_error));
             rec.push(n.seed.map(|s| s.to_string()).unwrap_or_default());
+            rec.push(n.sampling.clone().unwrap_or_default());
+            rec.push(n.discarded.to_string());
+            rec.push(n.notes.join(" | "));
             f.row(rec)?;
         }
         out.push(f.finish()?);

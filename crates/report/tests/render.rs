@@ -129,6 +129,9 @@ fn small_report() -> Report {
                     log10_p: Some((2.0f64 / 9.0).log10()),
                     interval: iv(0.028, 0.6),
                     mc_error: None,
+                    sampling: None,
+                    discarded: 0,
+                    notes: Vec::new(),
                 },
                 NullResult {
                     name: "circular shift".into(),
@@ -145,6 +148,9 @@ fn small_report() -> Report {
                     log10_p: Some(-400.25),
                     interval: iv(0.0, 0.003),
                     mc_error: Some(1e-5),
+                    sampling: None,
+                    discarded: 0,
+                    notes: Vec::new(),
                 },
                 NullResult {
                     name: "empty".into(),
@@ -158,6 +164,9 @@ fn small_report() -> Report {
                     log10_p: None,
                     interval: None,
                     mc_error: None,
+                    sampling: None,
+                    discarded: 0,
+                    notes: Vec::new(),
                 },
             ],
             false_positive_rates: vec![RateTable {

@@ -8,9 +8,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use fingerprint::{source, DerivedFrom};
 
 use crate::args::BaselinesArgs;
-use crate::controls_index::{Control, ControlsIndex};
 use crate::output::write_new;
-use crate::panel::{PanelIndex, PanelModel};
+use experiment::{Control, ControlsIndex};
+use experiment::{PanelIndex, PanelModel};
 
 pub fn run(a: BaselinesArgs) -> Result<()> {
     let index = PanelIndex::load(&a.index)?;

@@ -9,7 +9,7 @@ use fingerprint::{source, Fingerprint, StdRows};
 use null::curves::{CurveOptions, Curves, RoleSel, StackChoice};
 use null::labels::{Labels, ModelLabel};
 
-use crate::panel::PanelIndex;
+use experiment::PanelIndex;
 
 /// A fingerprint JSON file, or a model fingerprinted on the fly (through the cache).
 pub fn load_fingerprint(arg: &str) -> Result<Fingerprint> {

@@ -119,23 +119,14 @@ pub fn fingerprint_cached(
     use_cache: bool,
 ) -> Result<Fingerprint> {
     let cache = use_cache.then(Cache::default_dir).flatten().map(Cache::new);
-    let key = match &cache {
-        Some(_) => Some(Cache::key(src, &format!("roles={roles:?};hash={hash}"))?),
-        None => None,
-    };
-    if let (Some(c), Some(k)) = (&cache, &key) {
-        if let Some(mut fp) = c.get(k) {
-            fp.model.source = src.spec.clone();
-            return Ok(fp);
-        }
+    let options = fingerprint::cache::options_key(&roles, hash);
+    let got = fingerprint::cache::through(cache.as_ref(), src, &options, || {
+        fingerprint_source(src, roles, hash)
+    })?;
+    if let Some(e) = got.store_error {
+        eprintln!("nullprint: warning: fingerprint cache: {e}");
     }
-    let fp = fingerprint_source(src, roles, hash)?;
-    if let (Some(c), Some(k)) = (&cache, &key) {
-        if let Err(e) = c.put(k, &fp) {
-            eprintln!("nullprint: warning: fingerprint cache: {e}");
-        }
-    }
-    Ok(fp)
+    Ok(got.fingerprint)
 }
 
 /// Fingerprint one resolved model, with a progress bar for large models.

@@ -168,7 +168,9 @@ pub struct PanelReport {
     pub notes: Vec<String>,
 }
 
-fn panel_info(source: &str, stratum: Option<&str>) -> NullInfo {
+/// The description of a panel null (or one of its strata) built from `source`: one wording for
+/// every report and command.
+pub fn panel_info(source: &str, stratum: Option<&str>) -> NullInfo {
     NullInfo {
         name: match stratum {
             Some(s) => format!("panel[{s}]"),

@@ -90,6 +90,10 @@ pub enum SurrogateKind {
 }
 
 impl SurrogateKind {
+    /// The trend-preserving surrogate that `surrogate` names: a DCT trend of order 2 with
+    /// phase-randomised residuals.
+    pub const TREND: SurrogateKind = SurrogateKind::TrendDct(2);
+
     /// Every kind with default parameters.
     pub const ALL: [SurrogateKind; 5] = [
         SurrogateKind::Shuffle,
@@ -173,7 +177,8 @@ impl fmt::Display for SurrogateKind {
 
 impl FromStr for SurrogateKind {
     type Err = Error;
-    /// `shuffle`, `circular`, `block`, `block:L`, `surrogate` / `trend-ar`, `trend-ar:P`.
+    /// `shuffle`, `circular`, `block`, `block:L`, `trend-ar`, `trend-ar:P`, `trend-dct`,
+    /// `trend-dct:P` (`surrogate` and `phase` are aliases of `trend-dct`, i.e. [`SurrogateKind::TREND`]).
     fn from_str(s: &str) -> Result<Self> {
         let bad = |reason: &str| Error::Parse {
             what: "surrogate null".into(),

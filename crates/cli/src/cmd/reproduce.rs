@@ -1,0 +1,41 @@
+//! `nullprint reproduce EXPERIMENT.toml`: replay a published claim against chance and write the
+//! report (HTML, Markdown, JSON, CSV, SVG) to `reports/<id>/`. The analysis is
+//! `experiment::reproduce`; this command resolves paths, writes the report and prints the headline.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::args::ReproduceArgs;
+
+pub fn run(a: ReproduceArgs) -> Result<()> {
+    let fingerprint_model = |src: &fingerprint::source::ModelSource,
+                             roles: &[fingerprint::Role]| {
+        super::fingerprint::fingerprint_cached(src, Some(roles.to_vec()), true, true).map_err(|e| {
+            experiment::Error::Stale {
+                path: PathBuf::from(&src.spec),
+                reason: format!("{e:#}"),
+            }
+        })
+    };
+    let done = experiment::reproduce(&a.experiment, &fingerprint_model)?;
+    let exp = &done.analysis.exp;
+    match (&done.analysis.recomputed, &exp.claim.weights_a, &exp.claim.weights_b) {
+        (Some(r), _, _) => eprintln!(
+            "reproduce: recomputed the claim from the weights: {:.6}",
+            r.score
+        ),
+        (None, Some(wa), Some(wb)) => eprintln!(
+            "reproduce: the claimed models ({wa}, {wb}) are not on this machine; citing the published value"
+        ),
+        _ => {}
+    }
+    let out = a
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reports").join(&exp.experiment.id));
+    let written = report::write_report(&out, &done.report, a.force)?;
+    eprintln!("wrote {} ({} files)", out.display(), written.len());
+    println!("{}", done.headline);
+    Ok(())
+}

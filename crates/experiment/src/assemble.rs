@@ -1,0 +1,959 @@
+//! From an [`Analysis`] to a [`report::Report`]: the one mapping from statistics to report rows
+//! (nulls with their caveats, rate tables, power, the specification curve, figures, tables and
+//! provenance). Nothing here computes a statistic; every number comes from the analysis.
+
+use std::collections::BTreeMap;
+
+use null::calibrate::Calibration;
+use null::labels::Relation;
+use null::null::{NullResult, Sampling};
+use null::power::PowerRow;
+use null::pvalue::Rate;
+use null::rng::child_seed;
+use report::model as rm;
+
+use crate::analysis::{Analysis, SurrogatePair};
+use crate::error::Result;
+use crate::policy::{self, seed_stream};
+use crate::positive_controls::Scored;
+use crate::spec::Experiment;
+use crate::verdict;
+
+/// The version recorded in every report's provenance.
+pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A Clopper–Pearson 95% interval, as every rate and p of the statistics crate computes it.
+pub fn interval(i: (f64, f64)) -> rm::Interval {
+    rm::Interval {
+        lo: i.0,
+        hi: i.1,
+        level: null::pvalue::CONFIDENCE,
+        method: null::pvalue::INTERVAL_METHOD.into(),
+    }
+}
+
+/// One null result as a report row, with every caveat the statistics attached and `extra`
+/// caveats (such as the null's measured size on real data).
+pub fn null_row(r: &NullResult, tested: rm::Mark, extra: &[String]) -> rm::NullResult {
+    let mut notes: Vec<String> = Vec::new();
+    for n in r.notes.iter().chain(extra) {
+        let n = verdict::sentence(n);
+        if !notes.contains(&n) {
+            notes.push(n);
+        }
+    }
+    rm::NullResult {
+        name: r.name.clone(),
+        preserves: r.preserves.clone(),
+        destroys: r.destroys.clone(),
+        tested: Some(tested),
+        n: r.n,
+        seed: r.seed,
+        exceed: r.exceed,
+        p: Some(r.p),
+        log10_p: Some(r.log10_p),
+        interval: Some(interval(r.interval)),
+        mc_error: Some(r.mc_error),
+        sampling: Some(sampling_name(r.sampling).into()),
+        discarded: r.discarded,
+        notes,
+    }
+}
+
+fn sampling_name(s: Sampling) -> &'static str {
+    match s {
+        Sampling::MonteCarlo => "Monte Carlo",
+        Sampling::Exhaustive => "exhaustive",
+        Sampling::Panel => "panel",
+    }
+}
+
+/// One rejection-rate row per level of a calibration (`label` names the row).
+pub fn rejection_rows<'a>(
+    cal: &'a Calibration,
+    label: impl Fn(&Rate) -> String + 'a,
+) -> impl Iterator<Item = rm::RateRow> + 'a {
+    cal.rejection.iter().map(move |r| rm::RateRow {
+        label: label(r),
+        threshold: r.threshold,
+        threshold_source: None,
+        count: r.count,
+        n: r.n,
+        rate: Some(r.rate),
+        interval: Some(interval(r.interval)),
+    })
+}
+
+/// The caution a liberal surrogate null carries next to every p it gives.
+pub fn size_caveat(a: &Analysis, kind: &str) -> Option<String> {
+    let cal = a.surrogate_size.iter().find(|c| c.null == kind)?;
+    let r = cal
+        .rejection
+        .iter()
+        .find(|r| r.threshold == policy::SIZE_LEVEL)?;
+    policy::is_liberal(r.rate).then(|| {
+        format!(
+            "Not calibrated on real curves: this null rejects {}/{} real unrelated pairs at p ≤ {} (see its size table), so its p-values overstate the evidence.",
+            r.count,
+            r.n,
+            policy::SIZE_LEVEL
+        )
+    })
+}
+
+/// The whole report of an analysis.
+pub fn report(a: &Analysis) -> Result<rm::Report> {
+    let exp = &a.exp;
+    let published = published_figures(exp);
+    let claim_pub = rm::Published {
+        id: "claim".into(),
+        label: match (&exp.claim.model_a, &exp.claim.model_b) {
+            (Some(x), Some(y)) => {
+                format!("{x} vs {y}, published similarity ({})", a.measure.name())
+            }
+            _ => format!("published threshold ({})", a.measure.name()),
+        },
+        short_label: "claimed".into(),
+        value: Some(exp.claim.value),
+        text: None,
+        citation: rm::Citation {
+            source: exp.claim.citation.clone(),
+            url: None,
+        },
+    };
+    let observed_mark = match &a.recomputed {
+        Some(r) => rm::Mark::Computed {
+            label: "recomputed claim".into(),
+            value: r.score,
+        },
+        None => rm::Mark::Published { id: "claim".into() },
+    };
+    let mut nulls = vec![null_row(
+        &a.panel.null,
+        observed_mark.clone(),
+        &a.panel.notes,
+    )];
+    if let Some(fb) = &a.panel.family_block {
+        nulls.push(null_row(fb, observed_mark.clone(), &[]));
+    }
+    for s in &a.panel.strata {
+        nulls.push(null_row(&s.result, observed_mark.clone(), &[]));
+    }
+    let pair_label = pair_label(a);
+    for s in &a.surrogates {
+        let caveat: Vec<String> = size_caveat(a, &s.kind.to_string()).into_iter().collect();
+        let mut r = null_row(
+            &s.of_pair,
+            rm::Mark::Computed {
+                label: "comparable pair".into(),
+                value: s.pair_score,
+            },
+            &caveat,
+        );
+        r.name = format!("{} ({pair_label}, its own score)", s.kind);
+        nulls.push(r);
+        let mut r = null_row(
+            &s.of_claim,
+            rm::Mark::Published { id: "claim".into() },
+            &caveat,
+        );
+        r.name = format!("{} ({pair_label}, claimed value)", s.kind);
+        nulls.push(r);
+    }
+    let fpr = rm::RateTable {
+        name: "false-positive-rates".into(),
+        title: "False-positive rate among real unrelated pairs".into(),
+        population: format!(
+            "{} unrelated pairs of the {}-model panel (different roots; {} related pairs excluded)",
+            a.panel.null.n,
+            a.members.len(),
+            a.panel.excluded.related
+        ),
+        measure: a.measure.description().into(),
+        counts: None,
+        rows: a
+            .panel
+            .fpr
+            .iter()
+            .map(|r| rm::RateRow {
+                label: threshold_label(exp, r.threshold),
+                threshold: r.threshold,
+                threshold_source: threshold_source(exp, r.threshold),
+                count: r.count,
+                n: r.n,
+                rate: Some(r.rate),
+                interval: Some(interval(r.interval)),
+            })
+            .collect(),
+    };
+    let mut fpr_tables = vec![fpr];
+    fpr_tables.extend(a.surrogate_size.iter().map(|cal| rm::RateTable {
+        name: format!("surrogate-size-{}", slug(&cal.null)),
+        title: format!(
+            "How often the {} surrogate null rejects real unrelated pairs",
+            cal.null
+        ),
+        population: format!(
+            "{} unrelated panel pairs, each tested with the {} null ({} draws; rate of p ≤ level)",
+            cal.n,
+            cal.null,
+            exp.nulls.samples.min(policy::SIZE_SAMPLES)
+        ),
+        measure: a.measure.name(),
+        counts: Some(rm::COUNTS_P_AT_OR_BELOW_LEVEL.into()),
+        rows: rejection_rows(cal, |r| format!("level {}", r.threshold)).collect(),
+    }));
+    let mut power = control_power_tables(&a.real_controls, &exp.nulls.thresholds, exp.nulls.alpha);
+    power.extend(simulated_power_tables(a));
+    let panel_models = a
+        .members
+        .iter()
+        .map(|m| rm::PanelModel {
+            model: m.id.clone(),
+            family: m.entry.family.clone(),
+            root: m.entry.root.clone(),
+            format: m.fp.model.format.to_string(),
+            layers: Some(m.curves.max_layers() as u32),
+            source: m.entry.source.clone(),
+            sha256: m.entry.sha256.clone(),
+        })
+        .collect();
+    let figures = figures(a, &published)?;
+    let mut seeds = vec![
+        rm::Seed {
+            label: "master seed of the experiment".into(),
+            value: exp.nulls.seed,
+        },
+        rm::Seed {
+            label: "surrogate nulls (child stream 1, one sub-stream per null)".into(),
+            value: child_seed(exp.nulls.seed, seed_stream::SURROGATE),
+        },
+        rm::Seed {
+            label: "power study (child stream 2)".into(),
+            value: child_seed(exp.nulls.seed, seed_stream::POWER),
+        },
+        rm::Seed {
+            label: "positive-control examples (child stream 3)".into(),
+            value: child_seed(exp.nulls.seed, seed_stream::CONTROLS),
+        },
+        rm::Seed {
+            label: "calibration simulation (child stream 4)".into(),
+            value: child_seed(exp.nulls.seed, seed_stream::CALIBRATION),
+        },
+    ];
+    if !a.real_controls.is_empty() {
+        seeds.push(rm::Seed {
+            label: "surrogate nulls of the positive controls built from real weights (child stream 6, one sub-stream per control)".into(),
+            value: child_seed(exp.nulls.seed, seed_stream::REAL_CONTROLS),
+        });
+    }
+    let id = &exp.experiment.id;
+    let provenance = rm::Provenance {
+        tool: "nullprint".into(),
+        version: TOOL_VERSION.into(),
+        command_line: vec![
+            "nullprint".into(),
+            "reproduce".into(),
+            a.experiment_path.display().to_string(),
+        ],
+        reproduce: vec![
+            "pip install rust-just   # or: cargo install just".into(),
+            format!("just reproduce {id}        # from the committed baselines"),
+            "just models all && just baselines   # optional: recompute the baselines from the weights".into(),
+        ],
+        seeds,
+        inputs: a.inputs.0.clone(),
+        environment: vec![
+            rm::KeyValue {
+                key: "measure".into(),
+                value: a.measure.name(),
+            },
+            rm::KeyValue {
+                key: "ddof".into(),
+                value: exp.measure.ddof.to_string(),
+            },
+        ],
+        timestamp: None,
+    };
+    Ok(rm::Report {
+        schema_version: rm::SCHEMA_VERSION,
+        title: exp.experiment.title.clone(),
+        banner: None,
+        provenance,
+        claim: rm::Claim {
+            text: format!(
+                "{} Claimed conclusion: {} Question: {}",
+                exp.claim.description, exp.claim.conclusion, exp.experiment.question
+            ),
+            statistic: claim_pub,
+        },
+        verdict: verdict::verdict(a),
+        published,
+        computed: rm::Computed {
+            nulls,
+            false_positive_rates: fpr_tables,
+            power,
+            specification_curve: spec_rows(a),
+            panel: panel_models,
+        },
+        figures,
+        tables: [
+            (!a.real_controls.is_empty())
+                .then(|| controls_table(&a.real_controls, &a.measures, exp.nulls.alpha)),
+            Some(lineage_table(a)),
+        ]
+        .into_iter()
+        .flatten()
+        .chain([held_out_table(a), excluded_table(a), pairs_table(a)])
+        .collect(),
+    })
+}
+
+/// `A vs B` of the comparable pair, or empty.
+pub fn pair_label(a: &Analysis) -> String {
+    a.pair
+        .map(|(x, y)| format!("{} vs {}", a.members[x].id, a.members[y].id))
+        .unwrap_or_default()
+}
+
+fn published_figures(exp: &Experiment) -> Vec<rm::Published> {
+    exp.published
+        .iter()
+        .enumerate()
+        .map(|(i, p)| rm::Published {
+            id: format!("published-{}", i + 1),
+            label: p.label.clone(),
+            short_label: p.short.clone().unwrap_or_else(|| short(&p.label)),
+            value: Some(p.value),
+            text: None,
+            citation: rm::Citation {
+                source: p.citation.clone(),
+                url: None,
+            },
+        })
+        .collect()
+}
+
+/// A file-name stem: lower-case letters, digits, '-' and '_'.
+pub fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+fn short(label: &str) -> String {
+    let words: Vec<&str> = label.split_whitespace().take(4).collect();
+    words.join(" ")
+}
+
+fn threshold_source(exp: &Experiment, t: f64) -> Option<String> {
+    if t == exp.claim.value {
+        return Some("claim".into());
+    }
+    exp.published
+        .iter()
+        .position(|p| p.value == t)
+        .map(|i| format!("published-{}", i + 1))
+}
+
+fn threshold_label(exp: &Experiment, t: f64) -> String {
+    if t == exp.claim.value {
+        return format!("claimed value {t}");
+    }
+    match exp.published.iter().find(|p| p.value == t) {
+        Some(p) => format!("{} ({t})", p.label),
+        None => format!("threshold {t}"),
+    }
+}
+
+fn simulated_power_tables(a: &Analysis) -> Vec<rm::RateTable> {
+    if a.power.is_empty() {
+        return Vec::new();
+    }
+    let mut by_measure: BTreeMap<String, Vec<&PowerRow>> = BTreeMap::new();
+    for r in &a.power {
+        by_measure
+            .entry(format!("{}-{}", r.measure.name(), r.null))
+            .or_default()
+            .push(r);
+    }
+    let base = a
+        .exp
+        .controls
+        .as_ref()
+        .and_then(|c| c.base.clone())
+        .unwrap_or_default();
+    by_measure
+        .into_iter()
+        .map(|(m, rows)| rm::RateTable {
+            name: format!("power-{}", slug(&m)),
+            title: format!("Power at α = {} (measure-null: {m})", a.exp.nulls.alpha),
+            population: format!(
+                "{} derived models per control, built from the real fingerprint of {base}; the rate counts p ≤ α",
+                rows.first().map(|r| r.n).unwrap_or(0)
+            ),
+            measure: m.clone(),
+            counts: Some(rm::COUNTS_P_AT_OR_BELOW_LEVEL.into()),
+            rows: rows
+                .iter()
+                .map(|r| rm::RateRow {
+                    label: format!("{} (median score {:.3})", r.derivation_name, r.median_score),
+                    threshold: r.alpha,
+                    threshold_source: None,
+                    count: r.rejected,
+                    n: r.n,
+                    rate: (r.n > 0).then_some(r.power),
+                    interval: Some(interval(r.interval)),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn spec_rows(a: &Analysis) -> Vec<rm::SpecRow> {
+    a.spec
+        .iter()
+        .map(|s| rm::SpecRow {
+            choices: vec![
+                rm::Choice {
+                    dimension: "roles".into(),
+                    option: s.roles.into(),
+                },
+                rm::Choice {
+                    dimension: "std".into(),
+                    option: format!("ddof {}", s.ddof),
+                },
+                rm::Choice {
+                    dimension: "depth".into(),
+                    option: s.depth.into(),
+                },
+                rm::Choice {
+                    dimension: "measure".into(),
+                    option: s.measure.name(),
+                },
+            ],
+            score: s.score,
+            headline: s.headline,
+        })
+        .collect()
+}
+
+/// One row per control: its scores and p-values.
+fn controls_table(scored: &[Scored], measures: &[null::Measure], alpha: f64) -> rm::Table {
+    let mut headers: Vec<String> = ["control", "recipe", "seed", "layers (base → derived)"]
+        .map(String::from)
+        .to_vec();
+    headers.extend(measures.iter().map(|m| format!("score ({})", m.name())));
+    headers.push(format!("panel p ({})", measures[0].name()));
+    headers.push(format!("surrogate p ({})", measures[0].name()));
+    let rows = scored
+        .iter()
+        .map(|s| {
+            let mut row = vec![
+                rm::Cell::Text(s.control.id.clone()),
+                rm::Cell::Text(s.control.recipe.to_string()),
+                rm::Cell::Number(s.control.seed as f64),
+                rm::Cell::Text(format!("{} → {}", s.layers.0, s.layers.1)),
+            ];
+            row.extend(s.scores.iter().map(|(_, v)| rm::Cell::Number(*v)));
+            row.push(rm::Cell::Text(format!(
+                "{} ({}/{})",
+                verdict::p(&s.panel),
+                s.panel.exceed,
+                s.panel.n
+            )));
+            row.push(rm::Cell::Text(format!(
+                "{} ± {:.4}",
+                verdict::p(&s.surrogate),
+                s.surrogate.mc_error
+            )));
+            row
+        })
+        .collect();
+    let surrogate = scored
+        .first()
+        .map(|s| s.surrogate.name.clone())
+        .unwrap_or_default();
+    rm::Table {
+        name: "positive-controls".into(),
+        title: "Positive controls built from real weights, scored against their base".into(),
+        caption: format!(
+            "Each control is a checkpoint written by `nullprint derive` from a panel model's real weights (baselines/controls.toml), fingerprinted like any model. Noise is Gaussian with one absolute std for every tensor, `rel` times the base's median attention std. Panel p: rank of the score among the unrelated panel pairs, (1 + at or above)/(n + 1). Surrogate p: {surrogate} null of the (base, control) pair, {} draws, ± its Monte-Carlo error; seeds are child streams of the master seed (stream 6, one per control). α = {alpha}.",
+            policy::CONTROL_SURROGATE_SAMPLES
+        ),
+        headers,
+        rows,
+    }
+}
+
+/// Power tables: per recipe, how often the surrogate null rejects at α; per threshold, how
+/// many controls the threshold rule calls related.
+fn control_power_tables(scored: &[Scored], thresholds: &[f64], alpha: f64) -> Vec<rm::RateTable> {
+    if scored.is_empty() {
+        return Vec::new();
+    }
+    let headline = scored[0].scores[0].0;
+    let mut groups: BTreeMap<&str, Vec<&Scored>> = BTreeMap::new();
+    let mut order = Vec::new();
+    for s in scored {
+        if !groups.contains_key(s.control.group.as_str()) {
+            order.push(s.control.group.as_str());
+        }
+        groups.entry(&s.control.group).or_default().push(s);
+    }
+    let rate_row = |label: String, threshold: f64, count: u64, n: u64| rm::RateRow {
+        label,
+        threshold,
+        threshold_source: None,
+        count,
+        n,
+        rate: (n > 0).then(|| count as f64 / n as f64),
+        interval: null::stats::clopper_pearson(count, n, null::pvalue::CONFIDENCE)
+            .ok()
+            .map(interval),
+    };
+    let by_surrogate = rm::RateTable {
+        name: "power-real-weights-surrogate".into(),
+        title: format!(
+            "Power on positive controls built from real weights: {} null at α = {alpha}",
+            scored[0].surrogate.name
+        ),
+        population: format!(
+            "{} derived checkpoints (baselines/controls.toml), grouped by base and recipe; the rate counts p ≤ α",
+            scored.len()
+        ),
+        measure: headline.name(),
+        counts: Some(rm::COUNTS_P_AT_OR_BELOW_LEVEL.into()),
+        rows: order
+            .iter()
+            .map(|g| {
+                let members = &groups[g];
+                let hit = members.iter().filter(|s| s.surrogate.p <= alpha).count() as u64;
+                let (lo, hi) = verdict::min_max(members.iter().map(|s| s.scores[0].1));
+                rate_row(
+                    format!("{g} (scores {lo:.3}–{hi:.3})"),
+                    alpha,
+                    hit,
+                    members.len() as u64,
+                )
+            })
+            .collect(),
+    };
+    let by_threshold = rm::RateTable {
+        name: "power-real-weights-thresholds".into(),
+        title: "Positive controls built from real weights that a fixed threshold calls related".into(),
+        population: format!(
+            "all {} derived checkpoints; compare with the false-positive rate of the same threshold among unrelated pairs",
+            scored.len()
+        ),
+        measure: headline.name(),
+        counts: Some("a derived model whose score against its base is at or above the threshold".into()),
+        rows: thresholds
+            .iter()
+            .map(|&t| {
+                let hit = scored.iter().filter(|s| s.scores[0].1 >= t).count() as u64;
+                rate_row(format!("score ≥ {t}"), t, hit, scored.len() as u64)
+            })
+            .collect(),
+    };
+    vec![by_surrogate, by_threshold]
+}
+
+/// A threshold never judged on the scores that chose it.
+fn held_out_table(a: &Analysis) -> rm::Table {
+    let mut rows = Vec::new();
+    let mut caption = format!(
+        "Leave one model out: the threshold is chosen on the pairs without the model (rule: false-positive rate at most {}%), then applied to the held-out model's pairs.",
+        policy::HELD_OUT_FPR * 100.0
+    );
+    match &a.held_out {
+        Ok(h) => {
+            for f in &h.folds {
+                rows.push(vec![
+                    rm::Cell::Text(f.held_out.clone()),
+                    rm::Cell::Number(f.threshold),
+                    rm::Cell::Number(f.false_positives as f64),
+                    rm::Cell::Number(f.test_unrelated as f64),
+                    rm::Cell::Number(f.true_positives as f64),
+                    rm::Cell::Number(f.test_related as f64),
+                ]);
+            }
+            caption.push_str(&format!(
+                " Pooled over folds: false-positive rate {}/{} = {:.3} (95% CI {:.3}-{:.3}); median threshold {:.3}.",
+                h.fpr.count, h.fpr.n, h.fpr.rate, h.fpr.interval.0, h.fpr.interval.1, h.median_threshold
+            ));
+            for n in &h.notes {
+                caption.push(' ');
+                caption.push_str(&verdict::sentence(n));
+            }
+        }
+        Err(e) => caption.push_str(&format!(" Not computed: {e}.")),
+    }
+    rm::Table {
+        name: "held-out-threshold".into(),
+        title: format!("Held-out threshold ({})", a.measure.name()),
+        caption,
+        headers: [
+            "held-out model",
+            "threshold",
+            "false positives",
+            "unrelated pairs",
+            "true positives",
+            "related pairs",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows,
+    }
+}
+
+fn lineage_table(a: &Analysis) -> rm::Table {
+    rm::Table {
+        name: "panel-lineage".into(),
+        title: "Lineage labels of the baseline panel".into(),
+        caption: "From baselines/index.toml. Models with the same root share weights and are related; every other pair is a null pair.".into(),
+        headers: ["model", "kind", "root", "derived from", "organization"]
+            .map(String::from)
+            .to_vec(),
+        rows: a
+            .members
+            .iter()
+            .map(|m| {
+                vec![
+                    rm::Cell::Text(m.id.clone()),
+                    rm::Cell::Text(m.entry.kind.clone()),
+                    rm::Cell::Text(m.entry.root.clone()),
+                    rm::Cell::Text(m.entry.derived_from.clone()),
+                    rm::Cell::Text(m.entry.organization.clone()),
+                ]
+            })
+            .collect(),
+    }
+}
+
+fn excluded_table(a: &Analysis) -> rm::Table {
+    rm::Table {
+        name: "related-pairs".into(),
+        title: "Related pairs excluded from the null".into(),
+        caption: "Pairs with the same root share weights and never count as null pairs; their scores are listed for comparison.".into(),
+        headers: ["model a", "model b", "score"].map(String::from).to_vec(),
+        rows: a
+            .panel
+            .excluded
+            .related_pairs
+            .iter()
+            .map(|p| {
+                vec![
+                    rm::Cell::Text(p.a.clone()),
+                    rm::Cell::Text(p.b.clone()),
+                    rm::Cell::Number(p.score),
+                ]
+            })
+            .collect(),
+    }
+}
+
+fn pairs_table(a: &Analysis) -> rm::Table {
+    let mut rows: Vec<(f64, Vec<rm::Cell>)> = a
+        .table
+        .pairs
+        .iter()
+        .map(|p| {
+            let (x, y) = a.table.ids(p);
+            (
+                p.score,
+                vec![
+                    rm::Cell::Text(x.into()),
+                    rm::Cell::Text(y.into()),
+                    rm::Cell::Text(p.relation.to_string()),
+                    rm::Cell::Number(p.score),
+                ],
+            )
+        })
+        .collect();
+    rows.sort_by(|x, y| y.0.total_cmp(&x.0));
+    rm::Table {
+        name: "panel-pairs".into(),
+        title: "Every pair of the panel".into(),
+        caption: format!(
+            "{} scores of every pair of baseline models, highest first.",
+            a.measure.name()
+        ),
+        headers: ["model a", "model b", "relation", "score"]
+            .map(String::from)
+            .to_vec(),
+        rows: rows.into_iter().map(|(_, r)| r).collect(),
+    }
+}
+
+fn figures(a: &Analysis, published: &[rm::Published]) -> Result<Vec<rm::Figure>> {
+    let mut figs = Vec::new();
+    let claim_marks: Vec<rm::Mark> = std::iter::once(rm::Mark::Published { id: "claim".into() })
+        .chain(
+            published
+                .iter()
+                .zip(&a.exp.published)
+                .filter(|(_, spec)| spec.mark)
+                .map(|(p, _)| rm::Mark::Published { id: p.id.clone() }),
+        )
+        .collect();
+    // Null distributions.
+    let mut panels = vec![rm::NullPanel {
+        null: a.panel.null.name.clone(),
+        samples: a.unrelated.clone(),
+        marks: claim_marks.clone(),
+    }];
+    let pair_label = pair_label(a);
+    for SurrogatePair { kind, draws, .. } in &a.surrogates {
+        panels.push(rm::NullPanel {
+            null: format!("{kind} ({pair_label}, its own score)"),
+            samples: draws.clone(),
+            marks: vec![rm::Mark::Published { id: "claim".into() }],
+        });
+    }
+    figs.push(rm::Figure {
+        name: "null-distributions".into(),
+        title: "Similarity of pairs that share no weights".into(),
+        caption: format!(
+            "First panel: {} similarity of every unrelated pair of real models in the panel. Other panels: surrogate nulls of one comparable real pair ({pair_label}), which keep what each null preserves and destroy any shared lineage.",
+            a.measure.name()
+        ),
+        kind: rm::FigureKind::NullDistributions(rm::NullFigure {
+            x_label: format!(
+                "{} similarity (mean per-role correlation, unitless)",
+                a.measure.name()
+            ),
+            panels,
+        }),
+    });
+    // Curves of the comparable pair (or the recomputed claim).
+    let curve_models = match (&a.recomputed, a.pair) {
+        (Some(r), _) => Some((&r.a, &r.b)),
+        (None, Some((x, y))) => Some((&a.members[x].curves, &a.members[y].curves)),
+        _ => None,
+    };
+    if let Some((ca, cb)) = curve_models {
+        figs.push(rm::Figure {
+            name: "fingerprint-curves".into(),
+            title: format!("Per-layer attention std: {} vs {}", ca.model, cb.model),
+            caption: "Raw per-layer standard deviation of each attention projection (top) and the z-scored curves the published measure correlates (bottom); the shorter model's z-curve is interpolated onto the deeper model's depth grid (dashed).".into(),
+            kind: rm::FigureKind::FingerprintCurves(curves_figure(ca, cb, a.exp.measure.ddof)?),
+        });
+    }
+    figs.push(heatmap(a));
+    figs.push(rm::Figure {
+        name: "false-positive-rate".into(),
+        title: "How often unrelated models reach a threshold".into(),
+        caption: format!(
+            "Share of the {} unrelated panel pairs whose {} similarity is at or above each threshold, with 95% Clopper-Pearson bands.",
+            a.unrelated.len(),
+            a.measure.name()
+        ),
+        kind: rm::FigureKind::FprThreshold(rm::FprFigure {
+            x_label: "threshold (similarity, unitless)".into(),
+            series: vec![rm::FprSeries {
+                label: format!("unrelated panel pairs (n = {})", a.unrelated.len()),
+                points: a
+                    .fpr_curve
+                    .iter()
+                    .map(|r| rm::FprPoint {
+                        threshold: r.threshold,
+                        rate: r.rate,
+                        lo: Some(r.interval.0),
+                        hi: Some(r.interval.1),
+                    })
+                    .collect(),
+            }],
+            marks: claim_marks,
+        }),
+    });
+    if let Some(roc) = roc_figure(a) {
+        figs.push(roc);
+    }
+    figs.push(calibration_figure(a));
+    if a.pair.is_some() && a.recomputed.is_none() {
+        figs.push(rm::Figure {
+            name: "specification-curve".into(),
+            title: format!("How much the score of {pair_label} depends on analysis choices"),
+            caption: "Every combination of role subset, std convention (ddof), depth alignment and measure. z-scoring is not a separate choice: a Pearson correlation is unchanged by it.".into(),
+            kind: rm::FigureKind::SpecificationCurve(rm::SpecFigure {
+                y_label: "similarity (unitless)".into(),
+                marks: vec![rm::Mark::Published { id: "claim".into() }],
+            }),
+        });
+    }
+    Ok(figs)
+}
+
+fn curves_figure(a: &null::Curves, b: &null::Curves, ddof: u32) -> Result<rm::CurvesFigure> {
+    let mut roles = Vec::new();
+    for key in a.roles.keys() {
+        let Some(cb) = b.roles.get(key) else { continue };
+        let ca = &a.roles[key];
+        let (la, lb) = (ca.values.len(), cb.values.len());
+        let model_curve = |name: &str, v: &[f64], other: usize| -> Result<rm::ModelCurve> {
+            let z = null::stats::zscore(v).ok();
+            let n = v.len();
+            let points = v
+                .iter()
+                .enumerate()
+                .map(|(i, &raw)| rm::CurvePoint {
+                    layer: i as u32,
+                    x: if n > 1 {
+                        i as f64 / (n - 1) as f64
+                    } else {
+                        0.0
+                    },
+                    raw: Some(raw),
+                    z: z.as_ref().map(|z| z[i]),
+                })
+                .collect();
+            let interpolated = match (&z, n < other) {
+                (Some(z), true) => Some(rm::Interpolated {
+                    onto_layers: other as u32,
+                    x: (0..other).map(|i| i as f64 / (other - 1) as f64).collect(),
+                    z: null::stats::interpolate(z, other)?
+                        .into_iter()
+                        .map(Some)
+                        .collect(),
+                }),
+                _ => None,
+            };
+            Ok(rm::ModelCurve {
+                model: name.into(),
+                layers: n as u32,
+                points,
+                interpolated,
+            })
+        };
+        roles.push(rm::RoleCurves {
+            role: key.clone(),
+            models: vec![
+                model_curve(&a.model, &ca.values, lb)?,
+                model_curve(&b.model, &cb.values, la)?,
+            ],
+        });
+    }
+    Ok(rm::CurvesFigure {
+        raw_label: format!("weight std (ddof {ddof}, weight units)"),
+        roles,
+    })
+}
+
+fn heatmap(a: &Analysis) -> rm::Figure {
+    let ids: Vec<&str> = a.table.models.iter().map(|m| m.id.as_str()).collect();
+    let n = ids.len();
+    let mut values = vec![vec![None; n]; n];
+    let mut related = Vec::new();
+    for p in &a.table.pairs {
+        values[p.a][p.b] = Some(p.score);
+        values[p.b][p.a] = Some(p.score);
+        if p.relation == Relation::Related {
+            related.push((ids[p.a].to_string(), ids[p.b].to_string()));
+        }
+    }
+    for (i, row) in values.iter_mut().enumerate() {
+        row[i] = Some(1.0);
+    }
+    let models = a
+        .members
+        .iter()
+        .map(|m| rm::HeatModel {
+            name: m.id.clone(),
+            family: m.entry.family.clone(),
+        })
+        .collect();
+    rm::Figure {
+        name: "panel-heatmap".into(),
+        title: "Pairwise similarity of the baseline panel".into(),
+        caption: format!(
+            "{} similarity of every pair of baseline models, grouped by family; related pairs (same root) are outlined.",
+            a.measure.name()
+        ),
+        kind: rm::FigureKind::Heatmap(rm::HeatmapFigure {
+            value_label: "similarity (unitless)".into(),
+            models,
+            values,
+            related,
+            range: Some((-1.0, 1.0)),
+        }),
+    }
+}
+
+fn roc_figure(a: &Analysis) -> Option<rm::Figure> {
+    let last = a.roc.last()?;
+    Some(rm::Figure {
+        name: "roc".into(),
+        title: "Related vs unrelated: how well each measure separates them".into(),
+        caption: if a.real_controls.is_empty() {
+            "Positives: related panel pairs (same root) and one derived model per simulated positive control; negatives: unrelated panel pairs. Thresholds are not fitted here; the curve shows every threshold.".into()
+        } else {
+            "Positives: related panel pairs (same root) and the positive controls built from real weights, each against its base; negatives: unrelated panel pairs. Thresholds are not fitted here; the curve shows every threshold.".into()
+        },
+        kind: rm::FigureKind::Roc(rm::RocFigure {
+            positives: format!(
+                "related pairs and positive controls (n = {})",
+                last.roc.n_related
+            ),
+            negatives: format!("unrelated panel pairs (n = {})", last.roc.n_unrelated),
+            curves: a
+                .roc
+                .iter()
+                .map(|r| rm::RocCurve {
+                    measure: r.measure.name(),
+                    points: r
+                        .roc
+                        .points
+                        .iter()
+                        .map(|p| rm::RocPoint {
+                            fpr: p.fpr,
+                            tpr: p.tpr,
+                        })
+                        .collect(),
+                    auc: Some(r.roc.auc),
+                })
+                .collect(),
+        }),
+    })
+}
+
+fn calibration_figure(a: &Analysis) -> rm::Figure {
+    let cal = &a.simulated_calibration;
+    let mut series = vec![rm::QqSeries {
+        label: format!(
+            "simulated independent random-walk + trend curves, panel null (n = {}, KS p = {:.2})",
+            cal.n, cal.ks.p
+        ),
+        p_values: cal.qq.iter().map(|q| q.observed).collect(),
+    }];
+    if let Some(l) = &a.leave_one_out {
+        series.push(rm::QqSeries {
+            label: format!(
+                "real panel, leave one model out (n = {}, KS p = {:.2})",
+                l.n, l.ks.p
+            ),
+            p_values: l.qq.iter().map(|q| q.observed).collect(),
+        });
+    }
+    for cal in &a.surrogate_size {
+        series.push(rm::QqSeries {
+            label: format!(
+                "real unrelated pairs, {} null (n = {}, KS p = {:.2})",
+                cal.null, cal.n, cal.ks.p
+            ),
+            p_values: cal.qq.iter().map(|q| q.observed).collect(),
+        });
+    }
+    rm::Figure {
+        name: "calibration".into(),
+        title: "Are the panel p-values uniform when the null holds?".into(),
+        caption: "QQ plot of p-values computed on pairs where the null is true: simulated unrelated curves, and each real unrelated pair tested against the panel without its models. A calibrated null lies on the diagonal. `just calibrate` runs the full-size study.".into(),
+        kind: rm::FigureKind::PValueQq(rm::QqFigure { series }),
+    }
+}

@@ -1,0 +1,124 @@
+//! Every statistical rule of an experiment, named, with its reason. To change how a null is
+//! judged, how many draws a step takes, or which simulated controls are built, change it here.
+
+/// Level of the power study and of the verdict's "can the panel reject?" check when the
+/// experiment file gives none: the level lineage claims are usually read at.
+pub const DEFAULT_ALPHA: f64 = 0.01;
+
+/// Most Monte-Carlo draws an experiment may ask for per null: 10⁷ draws of an f64 score take
+/// 80 MB, the most a report may hold in memory per null.
+pub const MAX_SAMPLES: usize = 10_000_000;
+
+/// The level at which a surrogate null's size on real unrelated pairs is judged in the verdict
+/// (the smallest level `null::calibrate` reports).
+pub const SIZE_LEVEL: f64 = 0.01;
+
+/// A null whose rejection rate of real unrelated pairs at [`SIZE_LEVEL`] exceeds this is called
+/// liberal and every p-value it gives carries a caution: five times the level, far outside the
+/// binomial spread of a calibrated null on a panel of a few dozen pairs.
+pub const LIBERAL_RATE: f64 = 0.05;
+
+/// `nullprint calibrate` judges each null at this level.
+pub const CALIBRATION_LEVEL: f64 = 0.05;
+
+/// ... and calls it calibrated when its rejection rate is at most this multiple of the level
+/// (room for Monte-Carlo spread at the default replicate count).
+pub const CALIBRATED_WITHIN: f64 = 1.5;
+
+/// Target false-positive rate of the leave-one-model-out threshold.
+pub const HELD_OUT_FPR: f64 = 0.05;
+
+/// Most surrogate draws per unrelated pair when measuring a surrogate null's size on the panel
+/// (the size is a rate over pairs; each pair's p needs only two decimals).
+pub const SIZE_SAMPLES: usize = 1000;
+
+/// Surrogate draws per simulated derived model in the power study (power is a rate over
+/// replicates; each p only needs to resolve α).
+pub const POWER_SURROGATE_SAMPLES: usize = 250;
+
+/// Surrogate draws for each positive control built from real weights (resolves p to ~5e-4).
+pub const CONTROL_SURROGATE_SAMPLES: usize = 2000;
+
+/// Models per simulated panel in the report's calibration figure (about the real panel's size).
+pub const CALIBRATION_PANEL_MODELS: usize = 12;
+
+/// Simulated panels in the report's calibration figure (`just calibrate` runs the full size).
+pub const CALIBRATION_REPLICATES: usize = 500;
+
+/// Simulated derivations of a real fingerprint: relative depth drift of a long fine-tune.
+pub const SIM_DRIFT_REL: f64 = 0.05;
+
+/// ... experts of a simulated dense → MoE upcycle (Mixtral's count).
+pub const SIM_UPCYCLE_EXPERTS: usize = 8;
+
+/// ... relative noise added by every structural simulated derivation.
+pub const SIM_STRUCTURAL_REL: f64 = 0.01;
+
+/// ... one layer in this many is inserted or pruned (SOLAR-style depth changes are about a
+/// quarter of the depth).
+pub const SIM_LAYERS_PER_EDIT: usize = 4;
+
+/// Seeds derived from the experiment's master seed, by purpose (stable across versions, so a
+/// report lists the same seeds release after release).
+pub mod seed_stream {
+    /// Surrogate nulls of the comparable pair (one sub-stream per null).
+    pub const SURROGATE: u64 = 1;
+    /// The power study.
+    pub const POWER: u64 = 2;
+    /// One example per simulated positive control.
+    pub const CONTROLS: u64 = 3;
+    /// The calibration figure's simulation.
+    pub const CALIBRATION: u64 = 4;
+    /// Each surrogate null's size on the real panel (one sub-stream per null).
+    pub const SIZE: u64 = 5;
+    /// Surrogate nulls of the positive controls built from real weights (one per control).
+    pub const REAL_CONTROLS: u64 = 6;
+}
+
+/// Is a null liberal on real data, given its rejection rate of real unrelated pairs at
+/// [`SIZE_LEVEL`]?
+pub fn is_liberal(rate_at_size_level: f64) -> bool {
+    rate_at_size_level > LIBERAL_RATE
+}
+
+/// Is a null calibrated at `level`, given its rejection rate of true nulls there?
+pub fn is_calibrated(rate: f64, level: f64) -> bool {
+    rate <= CALIBRATED_WITHIN * level
+}
+
+/// The smallest p a panel null of `n` pairs can give: 1/(n + 1).
+pub fn min_attainable_p(n: u64) -> f64 {
+    1.0 / (n as f64 + 1.0)
+}
+
+/// Can a panel of `n` null pairs reject at `alpha` at all?
+pub fn panel_can_reject(n: u64, alpha: f64) -> bool {
+    min_attainable_p(n) <= alpha
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn liberal_means_more_than_five_times_the_level() {
+        assert!(!is_liberal(0.01));
+        assert!(!is_liberal(LIBERAL_RATE));
+        assert!(is_liberal(0.12));
+    }
+
+    #[test]
+    fn calibrated_within_one_and_a_half_level() {
+        assert!(is_calibrated(0.05, 0.05));
+        assert!(is_calibrated(0.075, 0.05));
+        assert!(!is_calibrated(0.0751, 0.05));
+    }
+
+    #[test]
+    fn a_small_panel_cannot_reject() {
+        assert!((min_attainable_p(42) - 1.0 / 43.0).abs() < 1e-15);
+        assert!(!panel_can_reject(42, 0.01));
+        assert!(panel_can_reject(99, 0.01));
+        assert!(panel_can_reject(42, 0.05));
+    }
+}
