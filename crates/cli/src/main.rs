@@ -8,8 +8,8 @@ use clap::Parser;
 
 mod args;
 mod cmd;
-mod output;
 mod progress;
+mod save;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();

@@ -163,7 +163,8 @@ pub fn derive(base: &ModelSource, dir: &Path, opts: &Options) -> Result<Derived>
         nullprint_version: env!("CARGO_PKG_VERSION").into(),
     };
 
-    let partial = dir.join(format!(".model.safetensors.{}.tmp", std::process::id()));
+    // Removed on any error (its Drop); moved into place only when complete.
+    let partial = output::TempFile::new_for(&weights).map_err(|e| Error::io(&weights, e))?;
     let names: Vec<(&str, &[u64])> = layout
         .tensors
         .iter()
@@ -175,16 +176,12 @@ pub fn derive(base: &ModelSource, dir: &Path, opts: &Options) -> Result<Derived>
         ("nullprint_seed", opts.seed.to_string()),
         ("nullprint_base", base.spec.clone()),
     ];
-    let writer = SafetensorsWriter::create(&partial, opts.dtype, &names, &metadata)?;
-    let result = write_values(base, &layout.tensors, &writer, reference_std, opts);
-    let bytes = match result.and_then(|()| writer.finish()) {
-        Ok(b) => b,
-        Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            return Err(e);
-        }
-    };
-    std::fs::rename(&partial, &weights).map_err(|e| Error::io(&weights, e))?;
+    let writer = SafetensorsWriter::create(partial.path(), opts.dtype, &names, &metadata)?;
+    write_values(base, &layout.tensors, &writer, reference_std, opts)?;
+    let bytes = writer.finish()?;
+    partial
+        .persist(&weights, true)
+        .map_err(|e| Error::io(&weights, e))?;
 
     let mut config = layout.config.clone();
     config["torch_dtype"] = serde_json::json!(match opts.dtype {
@@ -283,11 +280,5 @@ fn write_values(
 fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
     let mut text = serde_json::to_string_pretty(value).expect("JSON serializes");
     text.push('\n');
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    output::write_atomic(path, text.as_bytes(), true).map_err(|e| Error::io(path, e))
 }

@@ -18,8 +18,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A recipe or element type that does not parse.
+    #[error("{reason}")]
+    Parse {
+        /// What was being parsed (`recipe`, `dtype`).
+        what: &'static str,
+        /// What is wrong, with the input quoted.
+        reason: String,
+    },
     /// The output exists and overwriting was not asked for.
-    #[error("{path}: exists; pass --force to replace it")]
+    #[error("{path}: exists; refusing to replace it unless asked to")]
     Exists {
         /// The file that would be replaced.
         path: PathBuf,

@@ -150,76 +150,83 @@ impl fmt::Display for Recipe {
 }
 
 impl FromStr for Recipe {
-    type Err = String;
+    type Err = crate::Error;
 
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let s = s.trim();
-        let (kind, args) = match s.split_once('(') {
-            Some((k, rest)) => {
-                let args = rest
-                    .strip_suffix(')')
-                    .ok_or_else(|| format!("recipe {s:?}: missing ')'"))?;
-                (k.trim(), args)
-            }
-            None => (s, ""),
-        };
-        let mut rel = None;
-        let mut count = None;
-        let mut experts = None;
-        for part in args.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (key, value) = part
-                .split_once('=')
-                .ok_or_else(|| format!("recipe {s:?}: {part:?} is not key=value"))?;
-            let (key, value) = (key.trim(), value.trim());
-            let bad = |what: &str| format!("recipe {s:?}: {key}={value:?} is not {what}");
-            match key {
-                "rel" => rel = Some(value.parse::<f64>().map_err(|_| bad("a number"))?),
-                "count" => count = Some(value.parse::<u32>().map_err(|_| bad("a count"))?),
-                "experts" => experts = Some(value.parse::<u32>().map_err(|_| bad("a count"))?),
-                _ => return Err(format!("recipe {s:?}: unknown parameter {key:?}")),
+    fn from_str(s: &str) -> std::result::Result<Self, crate::Error> {
+        parse_recipe(s).map_err(|reason| crate::Error::Parse {
+            what: "recipe",
+            reason,
+        })
+    }
+}
+
+fn parse_recipe(s: &str) -> std::result::Result<Recipe, String> {
+    let s = s.trim();
+    let (kind, args) = match s.split_once('(') {
+        Some((k, rest)) => {
+            let args = rest
+                .strip_suffix(')')
+                .ok_or_else(|| format!("recipe {s:?}: missing ')'"))?;
+            (k.trim(), args)
+        }
+        None => (s, ""),
+    };
+    let mut rel = None;
+    let mut count = None;
+    let mut experts = None;
+    for part in args.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = part
+            .split_once('=')
+            .ok_or_else(|| format!("recipe {s:?}: {part:?} is not key=value"))?;
+        let (key, value) = (key.trim(), value.trim());
+        let bad = |what: &str| format!("recipe {s:?}: {key}={value:?} is not {what}");
+        match key {
+            "rel" => rel = Some(value.parse::<f64>().map_err(|_| bad("a number"))?),
+            "count" => count = Some(value.parse::<u32>().map_err(|_| bad("a count"))?),
+            "experts" => experts = Some(value.parse::<u32>().map_err(|_| bad("a count"))?),
+            _ => return Err(format!("recipe {s:?}: unknown parameter {key:?}")),
+        }
+    }
+    let need = |v: Option<u32>, name: &str| {
+        v.ok_or_else(|| format!("recipe {s:?}: {kind} needs {name}=N"))
+    };
+    let unused = |v: Option<u32>, name: &str| match v {
+        Some(_) => Err(format!("recipe {s:?}: {kind} takes no {name}")),
+        None => Ok(()),
+    };
+    let recipe = match kind {
+        "noise" => {
+            unused(count, "count")?;
+            unused(experts, "experts")?;
+            Recipe::Noise {
+                rel: rel.ok_or_else(|| format!("recipe {s:?}: noise needs rel=X"))?,
             }
         }
-        let need = |v: Option<u32>, name: &str| {
-            v.ok_or_else(|| format!("recipe {s:?}: {kind} needs {name}=N"))
-        };
-        let unused = |v: Option<u32>, name: &str| match v {
-            Some(_) => Err(format!("recipe {s:?}: {kind} takes no {name}")),
-            None => Ok(()),
-        };
-        let recipe = match kind {
-            "noise" => {
-                unused(count, "count")?;
-                unused(experts, "experts")?;
-                Recipe::Noise {
-                    rel: rel.ok_or_else(|| format!("recipe {s:?}: noise needs rel=X"))?,
-                }
+        "upcycle" => {
+            unused(count, "count")?;
+            Recipe::Upcycle {
+                experts: need(experts, "experts")?,
+                rel: rel.unwrap_or(0.0),
             }
-            "upcycle" => {
-                unused(count, "count")?;
-                Recipe::Upcycle {
-                    experts: need(experts, "experts")?,
-                    rel: rel.unwrap_or(0.0),
-                }
+        }
+        "insert" | "prune" => {
+            unused(experts, "experts")?;
+            let count = need(count, "count")?;
+            let rel = rel.unwrap_or(0.0);
+            if kind == "insert" {
+                Recipe::Insert { count, rel }
+            } else {
+                Recipe::Prune { count, rel }
             }
-            "insert" | "prune" => {
-                unused(experts, "experts")?;
-                let count = need(count, "count")?;
-                let rel = rel.unwrap_or(0.0);
-                if kind == "insert" {
-                    Recipe::Insert { count, rel }
-                } else {
-                    Recipe::Prune { count, rel }
-                }
-            }
-            _ => {
-                return Err(format!(
-                    "recipe {s:?}: unknown kind {kind:?} (noise, upcycle, insert, prune)"
-                ))
-            }
-        };
-        recipe.check().map_err(|e| format!("recipe {s:?}: {e}"))?;
-        Ok(recipe)
-    }
+        }
+        _ => {
+            return Err(format!(
+                "recipe {s:?}: unknown kind {kind:?} (noise, upcycle, insert, prune)"
+            ))
+        }
+    };
+    recipe.check().map_err(|e| format!("recipe {s:?}: {e}"))?;
+    Ok(recipe)
 }
 
 impl Serialize for Recipe {
@@ -272,7 +279,7 @@ mod tests {
             ("noise(rel=0.1", "missing ')'"),
             ("noise(sigma=0.1)", "unknown parameter"),
         ] {
-            let e = s.parse::<Recipe>().unwrap_err();
+            let e = s.parse::<Recipe>().unwrap_err().to_string();
             assert!(e.contains(why), "{s}: {e}");
         }
     }

@@ -64,13 +64,16 @@ impl OutDType {
 }
 
 impl std::str::FromStr for OutDType {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> std::result::Result<Self, crate::Error> {
         match s.to_ascii_lowercase().as_str() {
             "bf16" | "bfloat16" => Ok(OutDType::Bf16),
             "f16" | "float16" => Ok(OutDType::F16),
             "f32" | "float32" => Ok(OutDType::F32),
-            _ => Err(format!("unknown dtype {s:?} (bf16, f16, f32)")),
+            _ => Err(crate::Error::Parse {
+                what: "dtype",
+                reason: format!("unknown dtype {s:?} (bf16, f16, f32)"),
+            }),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use null::calibrate::Calibration;
 use null::labels::Relation;
-use null::null::{NullResult, Sampling};
+use null::nulls::{NullResult, Sampling};
 use null::power::PowerRow;
 use null::pvalue::Rate;
 use null::rng::child_seed;

@@ -146,21 +146,20 @@ impl ControlsIndex {
         let mut seen = BTreeSet::new();
         for (i, g) in index.control.iter().enumerate() {
             let field = |name: &str| format!("control[{i}].{name}");
-            let recipe: Recipe = g
-                .recipe
-                .parse()
-                .map_err(|e: String| Error::invalid(path, field("recipe"), e))?;
+            let recipe: Recipe = g.recipe.parse().map_err(|e: controls::Error| {
+                Error::invalid(path, field("recipe"), e.to_string())
+            })?;
             let dtype = match &g.dtype {
-                Some(d) => d
-                    .parse()
-                    .map_err(|e: String| Error::invalid(path, field("dtype"), e))?,
+                Some(d) => d.parse().map_err(|e: controls::Error| {
+                    Error::invalid(path, field("dtype"), e.to_string())
+                })?,
                 None => OutDType::default(),
             };
             if g.seeds.is_empty() {
                 return Err(Error::invalid(path, field("seeds"), "no seeds"));
             }
             for &seed in &g.seeds {
-                let id = format!("{}.{}.s{seed}", g.base, slug(&recipe));
+                let id = format!("{}.{}.s{seed}", g.base, recipe_stem(&recipe));
                 if !seen.insert(id.clone()) {
                     return Err(Error::invalid(
                         path,
@@ -193,7 +192,7 @@ impl ControlsIndex {
 
 /// A file-name-safe spelling of a recipe: `upcycle(experts=8, rel=0.05)` →
 /// `upcycle-experts8-rel0.05`.
-fn slug(r: &Recipe) -> String {
+fn recipe_stem(r: &Recipe) -> String {
     r.to_string()
         .chars()
         .filter_map(|c| match c {

@@ -34,6 +34,6 @@ impl Inputs {
     pub fn fingerprint(&mut self, path: &Path, description: &str) -> Result<Fingerprint> {
         let bytes = self.read(path, description)?;
         Fingerprint::from_json_slice(&bytes)
-            .map_err(|reason| Error::invalid(path, "fingerprint", reason))
+            .map_err(|e| Error::invalid(path, "fingerprint", e.to_string()))
     }
 }

@@ -8,9 +8,9 @@ use std::path::Path;
 use fingerprint::Fingerprint;
 use null::curves::{CurveOptions, Curves};
 use null::measure::{self, Measure, Prepared, Scratch};
-use null::null::panel::panel_info;
-use null::null::surrogate::{self, SurrogateKind, SurrogateOptions};
-use null::null::{NullResult, Sampling};
+use null::nulls::panel::panel_info;
+use null::nulls::surrogate::{self, SurrogateKind, SurrogateOptions};
+use null::nulls::{NullResult, Sampling};
 use null::rng::child_seed;
 
 use crate::analysis::Member;

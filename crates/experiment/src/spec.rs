@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use null::curves::RoleSel;
 use null::measure::Measure;
-use null::null::surrogate::SurrogateKind;
+use null::nulls::surrogate::SurrogateKind;
 use serde::{Deserialize, Deserializer};
 
 use crate::error::{Error, Result};

@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use null::null::surrogate::SurrogateKind;
-use null::null::NullResult;
+use null::nulls::surrogate::SurrogateKind;
+use null::nulls::NullResult;
 use report::model as rm;
 
 use crate::analysis::Analysis;
@@ -331,7 +331,7 @@ mod tests {
             2.0,
             &draws,
             Some(1),
-            null::null::Sampling::MonteCarlo,
+            null::nulls::Sampling::MonteCarlo,
         )
         .unwrap();
         assert_eq!(p(&r), report::fmt::p_value(Some(r.p), Some(r.log10_p)));

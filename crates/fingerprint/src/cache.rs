@@ -14,7 +14,7 @@ use std::time::UNIX_EPOCH;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::fingerprint::Fingerprint;
+use crate::schema::Fingerprint;
 use crate::source::ModelSource;
 
 /// Bytes at the start of each file that go into the key.
@@ -101,13 +101,8 @@ impl Cache {
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| out(format!("creating the cache directory: {e}")))?;
         let final_path = self.path(key);
-        let tmp = self.dir.join(format!(".{key}.{}.tmp", std::process::id()));
-        std::fs::write(&tmp, fp.to_json())
-            .map_err(|e| out(format!("writing {}: {e}", tmp.display())))?;
-        std::fs::rename(&tmp, &final_path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            out(format!("renaming into {}: {e}", final_path.display()))
-        })
+        output::write_atomic(&final_path, fp.to_json().as_bytes(), true)
+            .map_err(|e| out(format!("writing {}: {e}", final_path.display())))
     }
 }
 

@@ -13,11 +13,9 @@ use rayon::prelude::*;
 
 use crate::config::ConfigSummary;
 use crate::error::{Error, Result};
-use crate::fingerprint::{
-    FileInfo, Fingerprint, ModelInfo, Skipped, TensorRow, SCHEMA, SCHEMA_VERSION,
-};
 use crate::format::{self, TensorInfo, Values};
 use crate::roles::{self, Assignment, MapContext, Role};
+use crate::schema::{FileInfo, Fingerprint, ModelInfo, Skipped, TensorRow, SCHEMA, SCHEMA_VERSION};
 use crate::source::ModelSource;
 use crate::stats::Accumulator;
 

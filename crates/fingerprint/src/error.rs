@@ -75,6 +75,13 @@ pub enum Error {
         /// What was seen.
         reason: String,
     },
+    /// Bytes that are not a nullprint fingerprint (or one of a newer schema); the caller names
+    /// the file.
+    #[error("not a nullprint fingerprint: {reason}")]
+    NotFingerprint {
+        /// What is wrong.
+        reason: String,
+    },
     /// A JSON side file (config.json, index.json, manifest) could not be parsed.
     #[error("{path}: {reason}")]
     InvalidJson {

@@ -12,16 +12,16 @@ pub mod config;
 pub mod dtype;
 pub mod engine;
 pub mod error;
-pub mod fingerprint;
 pub mod format;
 pub mod hash;
 #[cfg(feature = "download")]
 pub mod hub;
 pub mod roles;
+pub mod schema;
 pub mod source;
 pub mod stats;
 
 pub use error::{Error, Result};
-pub use fingerprint::{DerivedFrom, Fingerprint, ModelInfo, StdRow, StdRows, TensorRow};
 pub use roles::{Expert, Role, RoleKey};
+pub use schema::{DerivedFrom, Fingerprint, ModelInfo, StdRow, StdRows, TensorRow};
 pub use stats::{Accumulator, TensorStats};

@@ -415,7 +415,7 @@ fn csv_has_the_documented_columns_and_round_trips_floats() {
     f.write_csv(&mut buf).unwrap();
     let mut r = csv::Reader::from_reader(buf.as_slice());
     let header: Vec<String> = r.headers().unwrap().iter().map(str::to_owned).collect();
-    assert_eq!(header, fingerprint::fingerprint::CSV_HEADER);
+    assert_eq!(header, fingerprint::schema::CSV_HEADER);
     for (rec, row) in r.records().zip(&f.tensors) {
         let rec = rec.unwrap();
         assert_eq!(

@@ -24,12 +24,12 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::all_pairs::{report, MatrixNull};
 use crate::curves::Curves;
 use crate::error::{Error, Result};
 use crate::labels::{Labels, Relation};
-use crate::matrix::{report, MatrixNull};
 use crate::measure::{score, Measure, Prepared, Scratch};
-use crate::null::surrogate::{test_prepared, SurrogateKind, SurrogateOptions};
+use crate::nulls::surrogate::{test_prepared, SurrogateKind, SurrogateOptions};
 use crate::pvalue::{rates_at_or_below, EmpiricalNull, Rate};
 use crate::rng::{child_seed, stream};
 use crate::sim::NullModel;

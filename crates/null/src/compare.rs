@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::curves::Curves;
 use crate::error::{Error, Result};
 use crate::measure::{similarity, MeasureOptions, Prepared, Similarity};
-use crate::null::panel::{self, ObservedContext, PanelOptions, PanelReport};
-use crate::null::surrogate::{self, SurrogateKind, SurrogateOptions, DEFAULT_SAMPLES};
-use crate::null::NullResult;
+use crate::nulls::panel::{self, ObservedContext, PanelOptions, PanelReport};
+use crate::nulls::surrogate::{self, SurrogateKind, SurrogateOptions, DEFAULT_SAMPLES};
+use crate::nulls::NullResult;
 use crate::rng::child_seed;
 use crate::table::PairTable;
 

@@ -373,9 +373,9 @@ impl Curves {
         text: &str,
         opts: &CurveOptions,
     ) -> Result<Self> {
-        let fp = Fingerprint::from_json(text).map_err(|reason| Error::Fingerprint {
+        let fp = Fingerprint::from_json(text).map_err(|e| Error::Fingerprint {
             path: path.to_owned(),
-            reason,
+            reason: e.to_string(),
         })?;
         Self::from_fingerprint(&fp, opts)
     }

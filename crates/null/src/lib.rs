@@ -9,12 +9,12 @@
 //! ```text
 //! Fingerprint ──curves::Curves::from_fingerprint──> Curves (per role: std per layer)
 //!   Curves × Curves ──measure::similarity──> Similarity { per_role, score, rescaled, flags }
-//!   Curves × Curves ──null::surrogate::test──> NullResult (shuffle | circular | block | trend-ar)
+//!   Curves × Curves ──nulls::surrogate::test──> NullResult (shuffle | circular | block | trend-ar)
 //!   [Curves] + Labels ──table::PairTable::from_curves──> PairTable (all pairs, related or not)
-//!   matrix CSV + Labels ──null::matrix::SimilarityMatrix, PairTable::from_matrix──> PairTable
-//!   PairTable + observed ──null::panel::test──> PanelReport { null, strata, family_block, fpr }
-//!   PairTable ──matrix::report──> p, BH q, Holm per pair;  ──roc──> ROC, AUC, held-out threshold
-//!   sim / derive ──calibrate, power──> uniformity of p under the null; power on derivations
+//!   matrix CSV + Labels ──nulls::published::SimilarityMatrix, PairTable::from_matrix──> PairTable
+//!   PairTable + observed ──nulls::panel::test──> PanelReport { null, strata, family_block, fpr }
+//!   PairTable ──all_pairs::report──> p, BH q, Holm per pair;  ──roc──> ROC, AUC, held-out threshold
+//!   sim / derivation ──calibrate, power──> uniformity of p under the null; power on derivations
 //! ```
 //!
 //! # Modules
@@ -24,14 +24,14 @@
 //!   `detrended2`, `diff`; flags for flat curves and shared quantization patterns.
 //! * [`compare`](mod@compare): one pair with all requested nulls, in the shape `nullprint compare`
 //!   reports.
-//! * [`null`]: panel and matrix nulls ([`null::panel`], [`null::matrix`]) and surrogate nulls
-//!   ([`null::surrogate`]), each stating what it preserves and destroys.
+//! * [`nulls`]: panel and published-matrix nulls ([`nulls::panel`], [`nulls::published`]) and surrogate nulls
+//!   ([`nulls::surrogate`]), each stating what it preserves and destroys.
 //! * [`pvalue`]: `(1 + exceed)/(1 + n)`, log10 p, Monte-Carlo error, rates with
 //!   Clopper–Pearson intervals. [`multiple`]: Benjamini–Hochberg and Holm.
 //! * [`labels`]: lineage labels (`model,root` / `model,derived_from` or `a,b,label` CSV).
-//! * [`table`]: all pairwise scores. [`matrix`]: many comparisons. [`roc`]: ROC, AUC,
+//! * [`table`]: all pairwise scores. [`all_pairs`]: many comparisons. [`roc`]: ROC, AUC,
 //!   leave-one-model-out thresholds.
-//! * [`sim`], [`derive`](mod@derive): simulated null curves and controlled derivations (positive controls).
+//! * [`sim`], [`derivation`]: simulated null curves and controlled derivations (positive controls).
 //! * [`calibrate`], [`power`]: the tests of the statistics.
 //! * [`stats`], [`rng`]: numerical and random-number primitives.
 //!
@@ -58,16 +58,16 @@
 // `!(x > t)` is deliberate throughout: it is true for NaN, which must fail the check.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
+pub mod all_pairs;
 pub mod calibrate;
 pub mod compare;
 pub mod curves;
-pub mod derive;
+pub mod derivation;
 pub mod error;
 pub mod labels;
-pub mod matrix;
 pub mod measure;
 pub mod multiple;
-pub mod null;
+pub mod nulls;
 pub mod power;
 pub mod pvalue;
 pub mod rng;
@@ -83,5 +83,5 @@ pub use curves::{CurveOptions, Curves, RoleSel, StackChoice};
 pub use error::{Error, Result};
 pub use labels::{Labels, Relation};
 pub use measure::{similarity, Measure, MeasureOptions, Similarity};
-pub use null::{NullInfo, NullResult};
+pub use nulls::{NullInfo, NullResult};
 pub use table::PairTable;

@@ -15,11 +15,11 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::curves::Curves;
-use crate::derive::Derivation;
+use crate::derivation::Derivation;
 use crate::error::{Error, Result};
 use crate::labels::{Labels, Relation};
 use crate::measure::{score, Measure, Prepared, Scratch};
-use crate::null::surrogate::{test_prepared, SurrogateKind, SurrogateOptions};
+use crate::nulls::surrogate::{test_prepared, SurrogateKind, SurrogateOptions};
 use crate::pvalue::{EmpiricalNull, CONFIDENCE};
 use crate::rng::{child_seed, stream};
 use crate::stats::{clopper_pearson, median};

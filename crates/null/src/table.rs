@@ -12,7 +12,7 @@ use crate::curves::Curves;
 use crate::error::{Error, Result};
 use crate::labels::{Labels, Relation};
 use crate::measure::{score, score_same_keys, Measure, Prepared, Scratch};
-use crate::null::matrix::SimilarityMatrix;
+use crate::nulls::published::SimilarityMatrix;
 
 /// Most models in one table (about 50 million pairs).
 pub const MAX_MODELS: usize = 10_000;

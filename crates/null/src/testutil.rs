@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 
 use fingerprint::config::ConfigSummary;
-use fingerprint::fingerprint::{SCHEMA, SCHEMA_VERSION};
 use fingerprint::format::Format;
 use fingerprint::roles::Stack;
+use fingerprint::schema::{SCHEMA, SCHEMA_VERSION};
 use fingerprint::{Expert, Fingerprint, ModelInfo, Role, TensorRow, TensorStats};
 
 use crate::curves::Curves;

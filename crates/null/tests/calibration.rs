@@ -5,7 +5,7 @@
 use null::calibrate::{leave_one_out, simulate, SimCalibration, SimNull};
 use null::labels::Labels;
 use null::measure::Measure;
-use null::null::surrogate::SurrogateKind;
+use null::nulls::surrogate::SurrogateKind;
 use null::rng::stream;
 use null::sim::NullModel;
 use null::table::PairTable;

@@ -1,10 +1,10 @@
 //! End to end: a published-style similarity matrix CSV plus labels (both forms) through the
 //! matrix null, the many-comparisons report and the held-out threshold.
 
+use null::all_pairs::{report, MatrixNull};
 use null::labels::{Labels, Relation};
-use null::matrix::{report, MatrixNull};
-use null::null::matrix::SimilarityMatrix;
-use null::null::panel::{test, ObservedContext, PanelOptions};
+use null::nulls::panel::{test, ObservedContext, PanelOptions};
+use null::nulls::published::SimilarityMatrix;
 use null::roc::{held_out, roc_table, Grouping, ThresholdRule};
 use null::table::PairTable;
 

@@ -1,10 +1,10 @@
 //! Power on controlled derivations at alpha = 0.01: derived models must be detected when the
 //! derivation is mild, and power must fall as the perturbation grows.
 
-use null::derive::{Derivation, InsertMode};
+use null::derivation::{Derivation, InsertMode};
 use null::labels::Labels;
 use null::measure::Measure;
-use null::null::surrogate::SurrogateKind;
+use null::nulls::surrogate::SurrogateKind;
 use null::power::{power, PowerConfig, PowerNull, PowerRow};
 use null::rng::stream;
 use null::sim::NullModel;
@@ -76,23 +76,23 @@ fn power_on_derivations_of_simulated_models() {
     assert!(rows.iter().all(|r| r.failed == 0 && r.n == 40));
     // Fine-tuning-sized noise is detected by every measure against the panel.
     for m in cfg.measures.iter().copied() {
-        let r = find(&rows, "noise(1e-4)", m, "panel");
+        let r = find(&rows, "noise(rel=0.0001)", m, "panel");
         assert!(r.power >= 0.95, "{m}: {}", r.power);
         assert!(r.median_score > 0.999, "{m}: {}", r.median_score);
     }
     // Power falls with the noise level (per-layer noise of 10% swamps a 3% random-walk step).
-    let p4 = find(&rows, "noise(1e-4)", Measure::HonestAgi, "trend-dct").power;
-    let p1 = find(&rows, "noise(1e-1)", Measure::HonestAgi, "trend-dct").power;
+    let p4 = find(&rows, "noise(rel=0.0001)", Measure::HonestAgi, "trend-dct").power;
+    let p1 = find(&rows, "noise(rel=0.1)", Measure::HonestAgi, "trend-dct").power;
     assert!(p4 > p1, "{p4} vs {p1}");
     // Pruning and upcycling keep the published score high enough to be detected.
-    for d in ["prune(4, 1e-3)", "upcycle(8x, 1e-2)"] {
+    for d in ["prune(count=4, rel=0.001)", "upcycle(experts=8, rel=0.01)"] {
         let r = find(&rows, d, Measure::HonestAgi, "panel");
         assert!(r.power >= 0.9, "{d}: {}", r.power);
     }
     // Depth up-scaling shifts every later layer on the normalised grid: the published measure
     // scores about 0.93, inside the range of unrelated same-trend models, while the detrended
     // measure still separates it from the panel.
-    let ins = "insert(4 duplicated, 1e-3)";
+    let ins = "insert(count=4, mode=duplicate, rel=0.001)";
     let h = find(&rows, ins, Measure::HonestAgi, "panel");
     let d = find(&rows, ins, Measure::Detrended(1), "panel");
     assert!(d.power >= 0.9, "{}", d.power);

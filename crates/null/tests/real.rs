@@ -234,7 +234,7 @@ fn isotropic_weight_noise_is_invisible_to_std_curves() {
     );
     assert!(s.score > 0.999, "{}", s.score);
     // The curve-level worst case at the same magnitude is far from invisible.
-    let worst = null::derive::Derivation::Noise { rel }
+    let worst = null::derivation::Derivation::Noise { rel }
         .apply(&a, &mut null::rng::stream(17, 99))
         .unwrap();
     let w = similarity(&a, &worst, &MeasureOptions::default()).unwrap();

@@ -117,7 +117,7 @@ pub enum Error {
     #[error("report.json: {0}")]
     Json(#[from] serde_json::Error),
     /// The report directory already holds a file that would be overwritten.
-    #[error("{path}: exists; pass force to overwrite the report")]
+    #[error("{path}: exists; refusing to overwrite the report unless asked to")]
     Exists {
         /// The file.
         path: PathBuf,

@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use super::csu::{self, residual_map, CsuOptions, CsuResult, ResidualAlign};
 use super::weights::{ResidualMap, View};
 use super::{Error, LayerId, MlpSite, ModelWeights, Result, CITATION};
-use null::null::{NullInfo, NullResult, Sampling};
+use null::nulls::{NullInfo, NullResult, Sampling};
 use null::rng;
 
 /// Costs of the alignment, in score units (1 = a sure copy).

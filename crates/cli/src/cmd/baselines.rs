@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use fingerprint::{source, DerivedFrom};
 
 use crate::args::BaselinesArgs;
-use crate::output::write_new;
+use crate::save::write_new;
 use experiment::{Control, ControlsIndex};
 use experiment::{PanelIndex, PanelModel};
 

@@ -22,7 +22,7 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     let report = experiment::calibration::report(&cfg, &results)?;
-    let written = report::write_report(&a.output, &report, a.force)?;
-    eprintln!("wrote {} ({} files)", a.output.display(), written.len());
+    let written = crate::save::write_report(&a.output, &report, a.force)?;
+    eprintln!("wrote {} ({} files)", a.output.display(), written);
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use null::compare::{compare, CompareOptions, Comparison};
 use null::measure::MeasureOptions;
-use null::null::surrogate::SurrogateKind;
+use null::nulls::surrogate::SurrogateKind;
 use null::table::PairTable;
 
 use super::common::{curve_options, curves_of, load_fingerprint, load_panel};

@@ -8,14 +8,8 @@ use fingerprint::source;
 use crate::args::DeriveArgs;
 
 pub fn run(a: DeriveArgs) -> Result<()> {
-    let recipe = a
-        .recipe
-        .parse()
-        .map_err(|e: String| anyhow!("--recipe: {e}"))?;
-    let dtype = a
-        .dtype
-        .parse()
-        .map_err(|e: String| anyhow!("--dtype: {e}"))?;
+    let recipe = a.recipe.parse().map_err(|e| anyhow!("--recipe: {e}"))?;
+    let dtype = a.dtype.parse().map_err(|e| anyhow!("--dtype: {e}"))?;
     let src = source::resolve(&a.model)?;
     let opts = Options {
         recipe,
@@ -23,7 +17,10 @@ pub fn run(a: DeriveArgs) -> Result<()> {
         dtype,
         force: a.force,
     };
-    let d = controls::derive(&src, &a.output, &opts)?;
+    let d = controls::derive(&src, &a.output, &opts).map_err(|e| match e {
+        controls::Error::Exists { .. } => anyhow!("{e}; pass --force to replace it"),
+        e => e.into(),
+    })?;
     let m = &d.manifest;
     eprintln!(
         "wrote {} ({} tensors, {:.1} MB; {} layers from the base's {}; noise std {:.3e} = {} x the base's median attention std {:.3e})",

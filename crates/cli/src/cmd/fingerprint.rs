@@ -9,8 +9,8 @@ use fingerprint::engine::{self, Options};
 use fingerprint::{source, Fingerprint, Role};
 
 use crate::args::{FingerprintArgs, FingerprintFormat};
-use crate::output::write_new;
 use crate::progress;
+use crate::save::write_new;
 
 pub fn run(mut a: FingerprintArgs) -> Result<()> {
     if let Some(list) = &a.list {

@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Result};
+use null::all_pairs::{report, MatrixNull, MatrixReport};
 use null::labels::Labels;
-use null::matrix::{report, MatrixNull, MatrixReport};
 use null::measure::Measure;
 use null::table::PairTable;
 use rayon::prelude::*;
@@ -130,9 +130,9 @@ fn write_json(out: &mut impl Write, rep: &MatrixReport) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use null::all_pairs::MatrixRow;
     use null::labels::Relation;
-    use null::matrix::MatrixRow;
-    use null::null::NullInfo;
+    use null::nulls::NullInfo;
 
     use super::*;
 

@@ -6,8 +6,8 @@ use std::io::Write;
 use anyhow::{bail, Result};
 use null::labels::Labels;
 use null::measure::Measure;
-use null::null::matrix::SimilarityMatrix;
-use null::null::panel::{self, PanelOptions};
+use null::nulls::panel::{self, PanelOptions};
+use null::nulls::published::SimilarityMatrix;
 use null::table::PairTable;
 use serde_json::json;
 

@@ -34,8 +34,8 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from("reports").join(&exp.experiment.id));
-    let written = report::write_report(&out, &done.report, a.force)?;
-    eprintln!("wrote {} ({} files)", out.display(), written.len());
+    let written = crate::save::write_report(&out, &done.report, a.force)?;
+    eprintln!("wrote {} ({} files)", out.display(), written);
     println!("{}", done.headline);
     Ok(())
 }

@@ -22,7 +22,7 @@ use crate::error::Result;
 use crate::labels::Relation;
 use crate::measure::Measure;
 use crate::multiple::bh_and_holm;
-use crate::null::NullInfo;
+use crate::nulls::NullInfo;
 use crate::pvalue::{log10_empirical_p, EmpiricalNull};
 use crate::table::{PairEntry, PairFailure, PairTable};
 
@@ -219,7 +219,7 @@ pub fn report(table: &PairTable, null: &MatrixNull<'_>) -> Result<MatrixReport> 
     };
     adjust(&mut rows)?;
     let mut notes = vec![
-        crate::null::panel::DEPENDENCE_NOTE.to_string(),
+        crate::nulls::panel::DEPENDENCE_NOTE.to_string(),
         "p-values of pairs sharing models are dependent: BH q-values assume positive \
          dependence; Holm-adjusted p-values hold under any dependence"
             .to_string(),

@@ -219,7 +219,7 @@ pub struct StdRows {
 impl StdRows {
     /// Parse a fingerprint's JSON bytes, checking the schema name and version (errors read as
     /// those of [`Fingerprint::from_json`]).
-    pub fn from_json_slice(bytes: &[u8]) -> Result<Self, String> {
+    pub fn from_json_slice(bytes: &[u8]) -> crate::Result<Self> {
         #[derive(Deserialize)]
         struct Config {
             #[serde(default)]
@@ -240,8 +240,7 @@ impl StdRows {
             nonfinite: bool,
             tensors: Vec<StdRow>,
         }
-        let d: Doc = serde_json::from_slice(bytes)
-            .map_err(|e| format!("not a nullprint fingerprint: {e}"))?;
+        let d: Doc = serde_json::from_slice(bytes).map_err(not_fingerprint)?;
         check_schema(&d.schema, d.schema_version)?;
         Ok(StdRows {
             name: d.model.name,
@@ -253,14 +252,22 @@ impl StdRows {
     }
 }
 
-fn check_schema(schema: &str, version: u32) -> Result<(), String> {
+fn not_fingerprint(e: impl std::fmt::Display) -> crate::Error {
+    crate::Error::NotFingerprint {
+        reason: e.to_string(),
+    }
+}
+
+fn check_schema(schema: &str, version: u32) -> crate::Result<()> {
     if schema != SCHEMA {
-        return Err(format!("schema is {schema:?}, expected {SCHEMA:?}"));
+        return Err(not_fingerprint(format_args!(
+            "schema is {schema:?}, expected {SCHEMA:?}"
+        )));
     }
     if version > SCHEMA_VERSION {
-        return Err(format!(
+        return Err(not_fingerprint(format_args!(
             "schema version {version} is newer than this nullprint understands ({SCHEMA_VERSION})"
-        ));
+        )));
     }
     Ok(())
 }
@@ -326,15 +333,14 @@ impl Fingerprint {
     }
 
     /// Parse a JSON fingerprint, checking the schema name and version.
-    pub fn from_json(text: &str) -> Result<Self, String> {
+    pub fn from_json(text: &str) -> crate::Result<Self> {
         Self::from_json_slice(text.as_bytes())
     }
 
     /// [`Fingerprint::from_json`] on the bytes of a file (no separate UTF-8 pass: the parser
     /// checks strings as it reads them).
-    pub fn from_json_slice(bytes: &[u8]) -> Result<Self, String> {
-        let fp: Fingerprint = serde_json::from_slice(bytes)
-            .map_err(|e| format!("not a nullprint fingerprint: {e}"))?;
+    pub fn from_json_slice(bytes: &[u8]) -> crate::Result<Self> {
+        let fp: Fingerprint = serde_json::from_slice(bytes).map_err(not_fingerprint)?;
         check_schema(&fp.schema, fp.schema_version)?;
         Ok(fp)
     }

@@ -82,20 +82,23 @@ pub enum Derivation {
 }
 
 impl fmt::Display for Derivation {
+    /// `kind(key=value, ...)`, the spelling of `controls::Recipe` (`noise(rel=0.001)`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Derivation::Noise { rel } => write!(f, "noise({rel:e})"),
-            Derivation::Drift { rel } => write!(f, "drift({rel:e})"),
-            Derivation::Upcycle { experts, rel } => write!(f, "upcycle({experts}x, {rel:e})"),
+            Derivation::Noise { rel } => write!(f, "noise(rel={rel})"),
+            Derivation::Drift { rel } => write!(f, "drift(rel={rel})"),
+            Derivation::Upcycle { experts, rel } => {
+                write!(f, "upcycle(experts={experts}, rel={rel})")
+            }
             Derivation::Insert { count, mode, rel } => write!(
                 f,
-                "insert({count} {}, {rel:e})",
+                "insert(count={count}, mode={}, rel={rel})",
                 match mode {
-                    InsertMode::Duplicate => "duplicated",
-                    InsertMode::Interpolate => "interpolated",
+                    InsertMode::Duplicate => "duplicate",
+                    InsertMode::Interpolate => "interpolate",
                 }
             ),
-            Derivation::Prune { count, rel } => write!(f, "prune({count}, {rel:e})"),
+            Derivation::Prune { count, rel } => write!(f, "prune(count={count}, rel={rel})"),
         }
     }
 }
@@ -398,6 +401,6 @@ mod tests {
                 .score
                 > 0.95
         );
-        assert_eq!(d.model, "base+drift(1e-2)");
+        assert_eq!(d.model, "base+drift(rel=0.01)");
     }
 }

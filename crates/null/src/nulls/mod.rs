@@ -1,7 +1,7 @@
 //! Null distributions: what similarity scores look like when the models are unrelated.
 //!
 //! * [`panel`]: the unrelated pairs of a labelled panel of fingerprints, or of a published
-//!   similarity matrix ([`matrix`]); lineage labels come from [`crate::labels`].
+//!   similarity matrix ([`published`]); lineage labels come from [`crate::labels`].
 //! * [`surrogate`]: Monte-Carlo nulls for a single pair (layer shuffle, circular shift, block
 //!   bootstrap, trend + AR(1) residual surrogate), for when no panel is at hand.
 //!
@@ -9,8 +9,8 @@
 //! exceedance count, p-value (linear and log10), a Clopper–Pearson interval and the
 //! Monte-Carlo standard error.
 
-pub mod matrix;
 pub mod panel;
+pub mod published;
 pub mod surrogate;
 
 use serde::{Deserialize, Serialize};

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::labels::Relation;
 use crate::measure::Measure;
-use crate::null::{NullInfo, NullResult, Sampling};
+use crate::nulls::{NullInfo, NullResult, Sampling};
 use crate::pvalue::{rates_at_or_above, Rate};
 use crate::rng;
 use crate::stats::quantile_sorted;

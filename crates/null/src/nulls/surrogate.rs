@@ -60,7 +60,7 @@ use serde::{Deserialize, Serialize};
 use crate::curves::Curves;
 use crate::error::{Error, Result};
 use crate::measure::{score, score_same_keys, Measure, Prepared, Scratch};
-use crate::null::{NullInfo, NullResult, Sampling};
+use crate::nulls::{NullInfo, NullResult, Sampling};
 use crate::rng;
 use crate::stats::{lag1_kernel, poly_basis, residual_kernel};
 
