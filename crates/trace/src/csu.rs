@@ -3,15 +3,18 @@
 
 use crate::matrices::sample_indices;
 use fingerprint::roles::Expert;
-use ndarray::Array2;
+use ndarray::{Array2, Axis};
 use rand::Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::exact::{self, Fisher};
-use super::lap::{assign_max, cosine};
+use super::lap::{assign_max, cosine, normalize_rows};
+use super::rotation::{Orthogonal, Transform};
+use super::units::{self, Excluded, MIN_UNITS};
 use super::weights::{ResidualMap, View};
 use super::{log10, Error, LayerId, MlpSite, ModelWeights, Result, Skipped, CITATION};
+use null::null::NullInfo;
 use null::rng;
 
 /// Which two views of each unit are matched.
@@ -58,7 +61,16 @@ pub struct CsuOptions {
     pub max_tokens: usize,
     /// Layer pairs (A, B) to test; `None`: the dense MLPs paired by depth position.
     pub pairs: Option<Vec<(LayerId, LayerId)>>,
+    /// Draws of each calibrated null per layer pair (each costs two linear assignments).
+    pub null_draws: usize,
 }
+
+/// Default draws of each calibrated null per layer pair. The null's mean is estimated from
+/// `draws` counts of about one coincidence each, and the binomial comparison accounts for that
+/// estimate's error; 24 draws keep the real-model tests within a minute on two cores at
+/// `max_units` 256 while a copied layer still reaches log10 p far below −100 (a copy of `m`
+/// units against draws summing to `s`: `P(Bin(m + s, 1/25) ≥ m) ≈ 25^−m`).
+pub const DEFAULT_NULL_DRAWS: usize = 24;
 
 impl Default for CsuOptions {
     fn default() -> Self {
@@ -69,6 +81,7 @@ impl Default for CsuOptions {
             residual: ResidualAlign::Auto,
             max_tokens: 4096,
             pairs: None,
+            null_draws: DEFAULT_NULL_DRAWS,
         }
     }
 }
@@ -79,6 +92,12 @@ impl CsuOptions {
             return Err(Error::Invalid {
                 what: "max_units".into(),
                 reason: format!("{} is too few to match (at least 2)", self.max_units),
+            });
+        }
+        if self.null_draws == 0 {
+            return Err(Error::Invalid {
+                what: "null_draws".into(),
+                reason: "the calibrated null needs at least one draw".into(),
             });
         }
         if self.max_tokens < 2 {
@@ -104,6 +123,34 @@ pub struct IdentityTest {
     pub log10_p_randomized: f64,
 }
 
+/// The calibrated null of one layer pair: the statistic recomputed after random orthogonal
+/// transformations of the query model's residual basis (see [`NullKind`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NullDraws {
+    /// Draws.
+    pub draws: usize,
+    /// Coincidences in each draw, in draw order.
+    pub coincidences: Vec<u64>,
+    /// Their mean, the null's expectation of `K`.
+    pub mean: f64,
+    /// Their variance (n − 1), to compare with the mean (Poisson: equal).
+    pub variance: f64,
+    /// Draws with at least the observed coincidences.
+    pub exceed: u64,
+    /// The rank p-value `(1 + exceed) / (1 + draws)` (exact under the null, floored at
+    /// `1 / (1 + draws)`).
+    pub p_rank: f64,
+    /// Its Monte-Carlo standard error `sqrt(p (1 − p) / draws)`.
+    pub mc_error: f64,
+    /// `P(X ≥ K)` for `X ~ Binomial(K + Σ draws, 1 / (1 + draws))`: the observed count against
+    /// the draws' counts, assuming they are Poisson with one mean (see the crate docs).
+    pub p: f64,
+    /// log10 of `p`, exact far below f64's range.
+    pub log10_p: f64,
+    /// log10 of the randomized version of `p` that enters Fisher's method.
+    pub log10_p_randomized: f64,
+}
+
 /// The matching test of one pair of MLPs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerTest {
@@ -123,22 +170,33 @@ pub struct LayerTest {
     pub width_a: usize,
     /// MLP width of B.
     pub width_b: usize,
+    /// A's units left out as degenerate before matching.
+    pub excluded_a: Excluded,
+    /// B's units left out as degenerate before matching.
+    pub excluded_b: Excluded,
     /// The model whose units were sampled and matched into the other's (`a` or `b`).
     pub query: String,
-    /// Units tested (sampled from the query model).
+    /// Units tested (sampled from the query model's usable units).
     pub units: usize,
-    /// Units of the other model they were matched into.
+    /// Usable units of the other model they were matched into.
     pub candidates: usize,
     /// Units on which the two views' matches coincide.
     pub coincidences: u64,
-    /// Expected coincidences under the null, `units / candidates`.
+    /// Expected coincidences under the exact law, `units / candidates`.
     pub expected: f64,
-    /// `P(K ≥ coincidences)` under the null (exact, conservative).
+    /// The calibrated p-value of the layer pair: the rotation null's `p` (see `basis`).
     pub p: f64,
     /// log10 of `p`.
     pub log10_p: f64,
-    /// log10 of the randomized p-value that enters Fisher's method.
+    /// log10 of the randomized p-value that enters Fisher's method (the rotation null's).
     pub log10_p_randomized: f64,
+    /// The rotation null: "do the two layers share directions in a common residual basis?"
+    pub basis: NullDraws,
+    /// The sign-flip null: "do they share units beyond a shared residual basis?"
+    pub units_null: NullDraws,
+    /// The exact law of independent matchings (reference only: it does not hold for trained
+    /// MLPs, whose units' two views are aligned).
+    pub exact_law: ExactLaw,
     /// The unpermuted-copy test (equal widths only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<IdentityTest>,
@@ -149,6 +207,17 @@ pub struct LayerTest {
     pub spearman_log10_p_normal: f64,
     /// Mean cosine of the matched pairs, per view.
     pub mean_cos: [f64; 2],
+}
+
+/// `K` against the exact law of two independent uniform matchings ([`exact`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExactLaw {
+    /// `P(K ≥ coincidences)`.
+    pub p: f64,
+    /// log10 of `p`.
+    pub log10_p: f64,
+    /// log10 of the randomized p-value.
+    pub log10_p_randomized: f64,
 }
 
 /// How the residual bases were put in correspondence.
@@ -174,6 +243,76 @@ pub struct ResidualInfo {
     pub note: String,
 }
 
+/// A calibrated null, stated as every null of nullprint is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NullStatement {
+    /// The null's name, what it keeps and what it destroys.
+    #[serde(flatten)]
+    pub info: NullInfo,
+    /// What must hold for its p-values to be valid.
+    pub assumes: String,
+    /// Draws per layer pair.
+    pub draws: usize,
+    /// What a rejection means.
+    pub rejection_means: String,
+}
+
+/// The rotation null: [`LayerTest::basis`].
+pub fn basis_null(draws: usize) -> NullStatement {
+    NullStatement {
+        info: NullInfo {
+            name: "rotation".into(),
+            preserves: "each model's own geometry: every inner product between its unit \
+                        vectors, so each unit's up/down (gate/up) alignment and the layer's \
+                        spectrum; the units themselves"
+                .into(),
+            destroys: "any relation between the two models' residual bases: after a \
+                       Haar-random rotation of the query model's residual space, applied to \
+                       both views of its units, its vectors point in directions unrelated to \
+                       the other model's"
+                .into(),
+        },
+        assumes: "under independence the two models' residual bases are unrelated, i.e. the \
+                  pair's law does not change when one model's residual space is rotated (exact \
+                  for a model turned by a random orthogonal matrix); the draws' coincidence \
+                  counts and the observed one are Poisson with one mean (their dispersion is \
+                  reported as `variance`), so the observed count given the total is \
+                  Binomial(total, 1/(1 + draws)); layers independent for Fisher's method"
+            .into(),
+        draws,
+        rejection_means: "the two layers' unit vectors share directions in a common residual \
+                          basis: shared units, or only a shared residual basis (the sign-flip \
+                          null separates the two)"
+            .into(),
+    }
+}
+
+/// The sign-flip null: [`LayerTest::units_null`].
+pub fn units_null(draws: usize) -> NullStatement {
+    NullStatement {
+        info: NullInfo {
+            name: "sign-flip".into(),
+            preserves: "each model's own geometry, as the rotation null, and in addition the \
+                        residual basis the two share: every unit's weight on every residual \
+                        coordinate keeps its size and its coordinate"
+                .into(),
+            destroys: "which units correspond: independent random signs of the query model's \
+                       residual coordinates turn a unit vector shared by both models into an \
+                       unrelated one, while units that only load on the same few coordinates \
+                       stay alike"
+                .into(),
+        },
+        assumes: "without shared units, the pair's law does not change when the signs of one \
+                  model's residual coordinates are flipped (in the shared basis); Poisson \
+                  counts and independent layers as for the rotation null"
+            .into(),
+        draws,
+        rejection_means: "the layers share units beyond a shared residual basis: unit vectors \
+                          agree coordinate by coordinate, in sign, as copied units do"
+            .into(),
+    }
+}
+
 /// The matching test of two models.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CsuResult {
@@ -187,12 +326,25 @@ pub struct CsuResult {
     pub model_a: String,
     /// Model B.
     pub model_b: String,
-    /// Fisher-combined p-value of the permutation-robust (two-view) test.
+    /// Fisher-combined p-value of the two-view test against the rotation null ("the models'
+    /// layers share directions in a common residual basis").
     pub p: f64,
     /// log10 of `p`, exact where `p` underflows.
     pub log10_p: f64,
     /// The combination behind `p`.
     pub fisher: Fisher,
+    /// The rotation null behind `p`.
+    pub null: NullStatement,
+    /// Fisher-combined p-value against the sign-flip null ("shared units beyond a shared
+    /// basis").
+    pub units: Fisher,
+    /// The sign-flip null behind `units`.
+    pub units_null: NullStatement,
+    /// What the two results say together, in a sentence.
+    pub verdict: String,
+    /// Fisher-combined p-value against the exact law of independent matchings (reference
+    /// only: it rejects for unrelated trained models).
+    pub exact_law: Fisher,
     /// Fisher-combined unpermuted-copy test (layers of equal width only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<Fisher>,
@@ -213,19 +365,59 @@ pub struct CsuResult {
 }
 
 pub(crate) const METHOD: &str = "hidden units matched twice by linear assignment on the cosine \
-of their weight vectors (two views: gate/up rows, or up rows/down columns); coincidences of the \
-two matchings tested against their exact law under independence; layers combined by Fisher's \
-method on randomized p-values";
+of their weight vectors (two views: gate/up rows, or up rows/down columns), degenerate units \
+left out; the coincidences K of the two matchings compared with K recomputed after random \
+rotations (and, separately, random coordinate sign flips) of one model's residual basis; layers \
+combined by Fisher's method on randomized p-values";
+
+/// The level at which [`CsuResult::verdict`] reads the two combined p-values.
+pub const VERDICT_ALPHA: f64 = 0.01;
+
+/// The verdict sentence from the two combined p-values.
+pub(crate) fn verdict(basis: &Fisher, units: &Fisher) -> String {
+    let lvl = VERDICT_ALPHA.log10();
+    match (basis.log10_p <= lvl, units.log10_p <= lvl) {
+        (true, true) => format!(
+            "shared units: the layers' units correspond beyond chance (rotation null log10 p \
+             {:.1}) and beyond a shared residual basis (sign-flip null log10 p {:.1}), at \
+             α = {VERDICT_ALPHA}",
+            basis.log10_p, units.log10_p
+        ),
+        (true, false) => format!(
+            "shared residual basis, no evidence of shared units: the layers share directions \
+             (rotation null log10 p {:.1}) but not beyond what the shared basis explains \
+             (sign-flip null log10 p {:.1}), at α = {VERDICT_ALPHA}",
+            basis.log10_p, units.log10_p
+        ),
+        (false, true) => format!(
+            "inconsistent: the sign-flip null rejects (log10 p {:.1}) but the rotation null \
+             does not (log10 p {:.1}); read as no evidence of relation at α = {VERDICT_ALPHA}",
+            units.log10_p, basis.log10_p
+        ),
+        (false, false) => format!(
+            "no evidence of relation: rotation null log10 p {:.1}, sign-flip null log10 p \
+             {:.1}, at α = {VERDICT_ALPHA}",
+            basis.log10_p, units.log10_p
+        ),
+    }
+}
 
 impl CsuResult {
     /// A few lines for a terminal.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "csu: {} vs {}: log10 p = {:.1} (Fisher over {} layer pairs, two-view matching)\n",
+            "csu: {} vs {}: log10 p = {:.1} (rotation null, {} draws per layer pair; Fisher \
+             over {} layer pairs, two-view matching)\n  {}\n  sign-flip null (shared units \
+             beyond a shared basis): log10 p = {:.1}; exact law (reference, does not hold for \
+             trained MLPs): log10 p = {:.1}\n",
             self.model_a,
             self.model_b,
             self.log10_p,
-            self.layers.len()
+            self.null.draws,
+            self.layers.len(),
+            self.verdict,
+            self.units.log10_p,
+            self.exact_law.log10_p,
         );
         if let Some(id) = &self.identity {
             s.push_str(&format!(
@@ -234,17 +426,31 @@ impl CsuResult {
             ));
         }
         for l in &self.layers {
+            let ex = l.excluded_a.total() + l.excluded_b.total();
             s.push_str(&format!(
-                "  {} ↔ {}: {}/{} coincide (expected {:.2}), log10 p = {:.1}{}\n",
+                "  {} ↔ {}: {}/{} coincide (null mean {:.2}, exact law {:.2}), log10 p = {:.1} \
+                 (sign-flip {:.1}, exact law {:.1}){}{}\n",
                 l.layer_a,
                 l.layer_b,
                 l.coincidences,
                 l.units,
+                l.basis.mean,
                 l.expected,
                 l.log10_p,
+                l.units_null.log10_p,
+                l.exact_law.log10_p,
                 match &l.identity {
                     Some(i) => format!("; same index: {} (log10 p {:.1})", i.matches, i.log10_p),
                     None => String::new(),
+                },
+                if ex > 0 {
+                    format!(
+                        "; degenerate units left out: {} of A, {} of B",
+                        l.excluded_a.total(),
+                        l.excluded_b.total()
+                    )
+                } else {
+                    String::new()
                 }
             ));
         }
@@ -337,11 +543,15 @@ pub fn csu(a: &ModelWeights, b: &ModelWeights, opts: &CsuOptions) -> Result<CsuR
         .collect();
     let mut layers = Vec::new();
     let mut ln_two = Vec::new();
+    let mut ln_units = Vec::new();
+    let mut ln_exact = Vec::new();
     let mut ln_id = Vec::new();
     for o in outcomes {
         match o? {
             Ok(t) => {
                 ln_two.push(t.log10_p_randomized * std::f64::consts::LN_10);
+                ln_units.push(t.units_null.log10_p_randomized * std::f64::consts::LN_10);
+                ln_exact.push(t.exact_law.log10_p_randomized * std::f64::consts::LN_10);
                 if let Some(id) = &t.identity {
                     ln_id.push(id.log10_p_randomized * std::f64::consts::LN_10);
                 }
@@ -350,16 +560,22 @@ pub fn csu(a: &ModelWeights, b: &ModelWeights, opts: &CsuOptions) -> Result<CsuR
             Err(s) => skipped.push(s),
         }
     }
-    let fisher = exact::fisher(&ln_two).ok_or_else(|| Error::NotTestable {
-        reason: format!(
-            "no layer pair could be tested: {}",
-            skipped
-                .iter()
-                .map(|s| format!("{}: {}", s.what, s.reason))
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
-    })?;
+    let (Some(fisher), Some(units), Some(exact_law)) = (
+        exact::fisher(&ln_two),
+        exact::fisher(&ln_units),
+        exact::fisher(&ln_exact),
+    ) else {
+        return Err(Error::NotTestable {
+            reason: format!(
+                "no layer pair could be tested: {}",
+                skipped
+                    .iter()
+                    .map(|s| format!("{}: {}", s.what, s.reason))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        });
+    };
     Ok(CsuResult {
         test: "csu".into(),
         method: METHOD.into(),
@@ -368,7 +584,12 @@ pub fn csu(a: &ModelWeights, b: &ModelWeights, opts: &CsuOptions) -> Result<CsuR
         model_b: b.name().into(),
         p: fisher.p,
         log10_p: fisher.log10_p,
+        verdict: verdict(&fisher, &units),
         fisher,
+        null: basis_null(opts.null_draws),
+        units,
+        units_null: units_null(opts.null_draws),
+        exact_law,
         identity: exact::fisher(&ln_id),
         layers,
         skipped,
@@ -381,10 +602,12 @@ pub fn csu(a: &ModelWeights, b: &ModelWeights, opts: &CsuOptions) -> Result<CsuR
 
 pub(crate) fn subsampling_statement(opts: &CsuOptions) -> String {
     format!(
-        "per layer pair, at most {} units of the narrower MLP (all when it has no more; else a \
-         uniform sample without replacement, ChaCha8 seeded from seed {} and the pair's \
-         position) are matched into all units of the other",
-        opts.max_units, opts.seed
+        "per layer pair, degenerate units (non-finite, zero, constant, duplicated) are left out \
+         of both models; then at most {} usable units of the model with fewer (all when it has \
+         no more; else a uniform sample without replacement) are matched into all usable units \
+         of the other; the sample, the {} draws of each null and the randomized p-values use \
+         ChaCha8 streams seeded from seed {} and a hash of the pair's own weights",
+        opts.max_units, opts.null_draws, opts.seed
     )
 }
 
@@ -514,8 +737,110 @@ fn spearman_distinct(x: &[usize], y: &[usize]) -> f64 {
     1.0 - 6.0 * d2 / (nf * (nf * nf - 1.0))
 }
 
+/// 64-bit FNV-1a over the bits of some matrices: the identity of a layer pair, so that the
+/// randomization of each pair differs (Fowler, Noll, Vo; constants from the published
+/// specification).
+fn fingerprint_bits(seed: u64, mats: &[&Array2<f32>]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h = OFFSET;
+    let mut eat = |x: u64| {
+        for byte in x.to_le_bytes() {
+            h ^= byte as u64;
+            h = h.wrapping_mul(PRIME);
+        }
+    };
+    eat(seed);
+    for m in mats {
+        eat(m.nrows() as u64);
+        eat(m.ncols() as u64);
+        for &v in m.iter() {
+            eat(v.to_bits() as u64);
+        }
+    }
+    h
+}
+
+/// Both views' matchings of `q`'s rows into `c`'s rows (unit-length rows), and the mean
+/// cosine of each.
+fn matchings(q: &[Array2<f32>], c: &[Array2<f32>]) -> Result<(Vec<Vec<usize>>, [f64; 2])> {
+    let mut out = Vec::with_capacity(2);
+    let mut mean_cos = [0.0f64; 2];
+    for (vi, (qv, cv)) in q.iter().zip(c).enumerate() {
+        let mut sim = qv.dot(&cv.t());
+        sim.mapv_inplace(|v| if v.is_finite() { v } else { 0.0 });
+        let sigma = assign_max(&sim)?;
+        mean_cos[vi] = sigma
+            .iter()
+            .enumerate()
+            .map(|(i, &j)| sim[(i, j)] as f64)
+            .sum::<f64>()
+            / qv.nrows().max(1) as f64;
+        out.push(sigma);
+    }
+    Ok((out, mean_cos))
+}
+
+fn coincidences(s: &[Vec<usize>]) -> u64 {
+    s[0].iter().zip(&s[1]).filter(|(p, q)| p == q).count() as u64
+}
+
+/// `K` recomputed after `draws` random transformations of the query's residual basis (the same
+/// transformation for both views of a draw), against the observed `k`.
+fn null_draws(
+    kind: Transform,
+    q: &[Array2<f32>],
+    c: &[Array2<f32>],
+    seed: u64,
+    draws: usize,
+    k: u64,
+    u: f64,
+) -> Result<NullDraws> {
+    let h = q[0].ncols();
+    let ks: Vec<u64> = (0..draws as u64)
+        .into_par_iter()
+        .map(|d| {
+            let t = Orthogonal::draw(kind, h, &mut rng::stream(seed, d));
+            let turned: Vec<Array2<f32>> = q
+                .iter()
+                .map(|v| {
+                    let mut v = v.clone();
+                    t.apply_rows(&mut v);
+                    v
+                })
+                .collect();
+            Ok(coincidences(&matchings(&turned, c)?.0))
+        })
+        .collect::<Result<_>>()?;
+    let n = ks.len().max(1) as f64;
+    let sum: u64 = ks.iter().sum();
+    let mean = sum as f64 / n;
+    let variance = if ks.len() > 1 {
+        ks.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        f64::NAN
+    };
+    let exceed = ks.iter().filter(|&&x| x >= k).count() as u64;
+    let p_rank = (1.0 + exceed as f64) / (1.0 + n);
+    let pi = 1.0 / (1.0 + n);
+    let ln_p = exact::ln_binomial_sf(k + sum, pi, k);
+    Ok(NullDraws {
+        draws: ks.len(),
+        mean,
+        variance,
+        exceed,
+        p_rank,
+        mc_error: (p_rank * (1.0 - p_rank) / n).sqrt(),
+        p: ln_p.exp(),
+        log10_p: log10(ln_p),
+        log10_p_randomized: log10(exact::ln_binomial_randomized(k + sum, pi, k, u)),
+        coincidences: ks,
+    })
+}
+
 /// The matching test of one pair of MLP sites; `Err(Skipped)` when they cannot be compared.
-/// `index` seeds the unit sample and the randomization.
+/// The unit sample, the null draws and the randomization are seeded from `opts.seed` and the
+/// pair's own weights; `_index` (the pair's position) is not used.
 pub(crate) fn test_sites(
     a: &ModelWeights,
     x: &MlpSite,
@@ -523,7 +848,7 @@ pub(crate) fn test_sites(
     y: &MlpSite,
     map: Option<&ResidualMap>,
     opts: &CsuOptions,
-    index: u64,
+    _index: u64,
 ) -> Result<std::result::Result<LayerTest, Skipped>> {
     let what = {
         let side = |s: &MlpSite| match s.expert {
@@ -542,75 +867,97 @@ pub(crate) fn test_sites(
         Ok(v) => v,
         Err(reason) => return Ok(Err(Skipped { what, reason })),
     };
-    // The narrower MLP is the query: its (sampled) units are matched into all of the other's.
-    let a_is_query = x.width <= y.width;
-    let (qw, cw) = if a_is_query {
-        (x.width, y.width)
-    } else {
-        (y.width, x.width)
+    let load = |w: &ModelWeights, s: &MlpSite, m: Option<&ResidualMap>| -> Result<Vec<_>> {
+        views
+            .iter()
+            .map(|&v| w.unit_view(s, v, None, m, None))
+            .collect()
     };
-    if qw < 2 {
+    let va = load(a, x, None)?;
+    let vb = load(b, y, map)?;
+    let (keep_a, excluded_a) = units::screen(&va);
+    let (keep_b, excluded_b) = units::screen(&vb);
+    if keep_a.len() < MIN_UNITS || keep_b.len() < MIN_UNITS {
+        let side = |name: &str, w: usize, k: usize, e: &Excluded| {
+            format!(
+                "{name} keeps {k} of {w} units ({} non-finite, {} zero, {} constant, {} \
+                 duplicated)",
+                e.non_finite, e.zero, e.constant, e.duplicate
+            )
+        };
         return Ok(Err(Skipped {
             what,
-            reason: format!("an MLP has {qw} unit(s)"),
+            reason: format!(
+                "too few usable units: {}; {}; at least {MIN_UNITS} are needed",
+                side(a.name(), x.width, keep_a.len(), &excluded_a),
+                side(b.name(), y.width, keep_b.len(), &excluded_b)
+            ),
         }));
     }
-    let m = opts.max_units.min(qw);
-    let sample = if m < qw {
-        Some(sample_indices(qw, m, rng::child_seed(opts.seed, 2 * index)))
+    let pair_seed = fingerprint_bits(opts.seed, &[&va[0], &va[1], &vb[0], &vb[1]]);
+    // The model with fewer usable units is the query: its (sampled) units are matched into
+    // all usable units of the other.
+    let a_is_query = keep_a.len() <= keep_b.len();
+    let (qv, qkeep, cv, ckeep, cw) = if a_is_query {
+        (&va, &keep_a, &vb, &keep_b, y.width)
     } else {
-        None
+        (&vb, &keep_b, &va, &keep_a, x.width)
     };
-    let units: Vec<usize> = sample.clone().unwrap_or_else(|| (0..qw).collect());
-    let mut matches: Vec<Vec<usize>> = Vec::with_capacity(2);
-    let mut mean_cos = [0.0f64; 2];
-    for (vi, &view) in views.iter().enumerate() {
-        let va = a.unit_view(
-            x,
-            view,
-            if a_is_query { sample.as_deref() } else { None },
-            None,
-            None,
-        )?;
-        let vb = b.unit_view(
-            y,
-            view,
-            if a_is_query { None } else { sample.as_deref() },
-            map,
-            None,
-        )?;
-        let sim = if a_is_query {
-            cosine(va.view(), vb.view())?
-        } else {
-            cosine(vb.view(), va.view())?
-        };
-        let sigma = assign_max(&sim)?;
-        mean_cos[vi] = sigma
-            .iter()
-            .enumerate()
-            .map(|(i, &j)| sim[(i, j)] as f64)
-            .sum::<f64>()
-            / m as f64;
-        matches.push(sigma);
-    }
-    let (s1, s2) = (&matches[0], &matches[1]);
-    let k = s1.iter().zip(s2).filter(|(p, q)| p == q).count() as u64;
-    let (mu, nu) = (m as u64, cw as u64);
-    let mut r = rng::stream(opts.seed, 2 * index + 1);
-    let u1: f64 = 1.0 - r.gen::<f64>();
-    let u2: f64 = 1.0 - r.gen::<f64>();
-    let ln_p = exact::ln_sf(mu, nu, k);
+    let m = opts.max_units.min(qkeep.len());
+    let units: Vec<usize> = sample_indices(qkeep.len(), m, rng::child_seed(pair_seed, 0))
+        .into_iter()
+        .map(|i| qkeep[i])
+        .collect();
+    let q: Vec<Array2<f32>> = qv
+        .iter()
+        .map(|v| normalize_rows(v.select(Axis(0), &units).view()))
+        .collect();
+    let c: Vec<Array2<f32>> = cv
+        .iter()
+        .map(|v| normalize_rows(v.select(Axis(0), ckeep).view()))
+        .collect();
+    let (sig, mean_cos) = matchings(&q, &c)?;
+    let k = coincidences(&sig);
+    let mut r = rng::stream(pair_seed, 0);
+    let mut uniform = || 1.0 - r.gen::<f64>();
+    let (u_basis, u_units, u_exact, u_id) = (uniform(), uniform(), uniform(), uniform());
+    let basis = null_draws(
+        Transform::Haar,
+        &q,
+        &c,
+        rng::child_seed(pair_seed, 1),
+        opts.null_draws,
+        k,
+        u_basis,
+    )?;
+    let units_null = null_draws(
+        Transform::SignFlip,
+        &q,
+        &c,
+        rng::child_seed(pair_seed, 2),
+        opts.null_draws,
+        k,
+        u_units,
+    )?;
+    let (mu, nu) = (m as u64, ckeep.len() as u64);
+    let ln_exact = exact::ln_sf(mu, nu, k);
     let identity = (x.width == y.width).then(|| {
-        let hits = s1.iter().zip(&units).filter(|(j, u)| *j == *u).count() as u64;
-        let ln = exact::ln_sf(mu, nu, hits);
+        // Under a uniform relabelling of the candidate model's units, the labels of its
+        // usable units are a uniform sample of all `cw`: the law is that of `m` into `cw`.
+        let hits = sig[0]
+            .iter()
+            .zip(&units)
+            .filter(|(j, u)| ckeep[**j] == **u)
+            .count() as u64;
+        let ln = exact::ln_sf(mu, cw as u64, hits);
         IdentityTest {
             matches: hits,
             p: ln.exp(),
             log10_p: log10(ln),
-            log10_p_randomized: log10(exact::ln_randomized(mu, nu, hits, u2)),
+            log10_p_randomized: log10(exact::ln_randomized(mu, cw as u64, hits, u_id)),
         }
     });
-    let rho = spearman_distinct(s1, s2);
+    let rho = spearman_distinct(&sig[0], &sig[1]);
     Ok(Ok(LayerTest {
         layer_a: x.layer,
         layer_b: y.layer,
@@ -619,14 +966,23 @@ pub(crate) fn test_sites(
         views: [views[0].label().into(), views[1].label().into()],
         width_a: x.width,
         width_b: y.width,
+        excluded_a,
+        excluded_b,
         query: if a_is_query { "a" } else { "b" }.into(),
         units: m,
-        candidates: cw,
+        candidates: ckeep.len(),
         coincidences: k,
-        expected: m as f64 / cw as f64,
-        p: ln_p.exp(),
-        log10_p: log10(ln_p),
-        log10_p_randomized: log10(exact::ln_randomized(mu, nu, k, u1)),
+        expected: m as f64 / ckeep.len() as f64,
+        p: basis.p,
+        log10_p: basis.log10_p,
+        log10_p_randomized: basis.log10_p_randomized,
+        basis,
+        units_null,
+        exact_law: ExactLaw {
+            p: ln_exact.exp(),
+            log10_p: log10(ln_exact),
+            log10_p_randomized: log10(exact::ln_randomized(mu, nu, k, u_exact)),
+        },
         identity,
         spearman: rho,
         spearman_log10_p_normal: log10(exact::ln_normal_sf(rho * ((m as f64) - 1.0).sqrt())),

@@ -1,4 +1,4 @@
-//! Weight-level lineage tests: neuron matching with exact null distributions (`csu`), depth
+//! Weight-level lineage tests: neuron matching with calibrated Monte-Carlo nulls (`csu`), depth
 //! alignment (`align`) and MoE upcycling detection (`upcycle`).
 //!
 //! A per-tensor std fingerprint cannot settle a lineage claim: it ignores which neuron is
@@ -22,20 +22,65 @@
 //! edit, and `|cos|` would only add spurious matches. The statistic is the number `K` of units
 //! on which the two views agree, `σ_gate(i) = σ_up(i)`.
 //!
-//! *Null.* If the two models were trained from independent initializations, and the views of
-//! one model's units can be relabelled independently of each other without changing the
-//! model's distribution, then `σ_1` is a uniform random injection independent of `σ_2`, and
-//! `K` has the exact law of [`exact`] (nearly Poisson(1); it does not depend on the weights).
-//! The relabelling holds exactly for i.i.d. initial weights, and it is the working assumption
-//! of Zhu et al.'s matching test for trained models, which they found to behave like a
-//! p-value empirically; the tests of this crate check it on the unrelated real checkpoints at
-//! hand (`tests/trace.rs`). Layers are combined by Fisher's method on randomized p-values
-//! ([`exact`]), and every p-value is reported as `log10_p`, exact far below f64's range.
+//! *Degenerate units* ([`units`]). Units whose vectors are tied or undefined (all zero,
+//! constant, exact duplicates, non-finite) have equal cosines with everything, so both
+//! assignments place them in index order and they "coincide" without any shared unit (an
+//! independent random model with one zeroed layer reached log10 p −205 against another).
+//! They are left out of both models before matching, counted per layer (`excluded_a`,
+//! `excluded_b`), and a layer left with fewer than [`units::MIN_UNITS`] usable units is
+//! skipped with the counts in its reason (a model with none is not testable).
+//!
+//! *Why the exact law is not the null.* If the units' two views could be relabelled
+//! independently of each other, `σ_1` would be a uniform injection independent of `σ_2` and
+//! `K` would have the exact law of [`exact`] (nearly Poisson(1)). That holds for i.i.d.
+//! initial weights, not for trained MLPs: a trained unit's up row and down column (or gate
+//! and up rows) point in similar directions (mean |cos| 0.3–0.4 in MiniLM), so the two
+//! similarity matrices share a component and the two matchings agree more often than
+//! independent ones, without any shared unit. On unrelated trained models the exact law
+//! rejects far too often (see the table below). It is still reported, as `exact_law`, for
+//! reference.
+//!
+//! *The calibrated null: random rotations of one residual basis* (`basis`, the reported `p`).
+//! Each layer pair's `K` is recomputed after `null_draws` Haar-random rotations of the query
+//! model's residual space, the same rotation applied to both views of its units
+//! ([`rotation`]). It **preserves** each model's own geometry (every inner product between
+//! its unit vectors, so each unit's up/down alignment, which is what inflates `K`) and the
+//! units themselves; it **destroys** any relation between the two models' residual bases.
+//! It **assumes** that under independence the pair's law does not change when one model's
+//! residual space is rotated (exact for a model turned by a random orthogonal matrix, and
+//! the premise that two independently trained models' bases are unrelated otherwise), and that
+//! the draws' counts and the observed one are Poisson with one mean: the observed count given
+//! the total `T = K + Σ K_d` is then Binomial(T, 1/(1 + draws)) exactly, whatever the mean,
+//! so the estimate of the null mean from few draws is accounted for and a copy of `m` units
+//! still reaches `≈ (1 + draws)^−m`. The draws' variance is reported next to their mean to
+//! check the Poisson assumption, and so is the rank p-value `(1 + #{K_d ≥ K})/(1 + draws)`
+//! (exact, but floored at `1/(1 + draws)`) with its Monte-Carlo error. Every draw has its own
+//! ChaCha8 stream, so results are bit-identical at any thread count.
+//!
+//! *Shared units or a shared basis?* Models of one family can share a residual basis without
+//! sharing units, layer for layer (all-MiniLM-L6-v2 and paraphrase-MiniLM-L3-v2). The rotation
+//! null then rightly rejects, but its rejection means "the layers share directions in a common
+//! basis", not "the layers share units". The **sign-flip null** (`units_null`) recomputes `K`
+//! after independent random signs of the query model's residual coordinates: it preserves
+//! each model's geometry *and* the shared basis (every weight keeps its size and its
+//! coordinate), and destroys unit correspondence (a shared dense unit vector becomes an
+//! unrelated one). Its rejection means "shared units beyond a shared basis". Both are combined
+//! by Fisher's method over layers, and [`CsuResult::verdict`] reads the two at
+//! [`csu::VERDICT_ALPHA`]: shared units, shared basis without evidence of shared units, or no
+//! evidence of relation.
+//!
+//! *Randomization per pair.* The unit sample, the null draws and the uniforms of the
+//! randomized p-values are seeded from the user's seed and a 64-bit FNV-1a hash of the layer
+//! pair's own weights, so different model pairs do not reuse one stream.
+//!
+//! Layers are combined by Fisher's method on randomized p-values ([`exact`]), and every
+//! p-value is reported as `log10_p`, exact far below f64's range.
 //!
 //! *Unpermuted copies.* The simpler test counts the units whose first-view match is the unit
 //! of the same index, `σ_1(i) = i`. Its null needs only that one model's units can be relabelled
 //! jointly (a symmetry every permutation-equivariant training run has), so it is exact for
-//! trained models too, but a permuted copy evades it. It is reported as `identity`.
+//! trained models too (the law of `m` units matched into all `width` labels, whichever units
+//! were left out as degenerate), but a permuted copy evades it. It is reported as `identity`.
 //!
 //! *Residual basis.* Cosines between the two models' unit vectors compare coordinates of the
 //! residual stream, which a copier may also permute (and flip in sign: with LayerNorm/RMSNorm
@@ -44,13 +89,18 @@
 //! columns of the two token-embedding matrices (over a seeded sample of token rows), and the
 //! signs taken from the matched cosines; this needs equal vocabularies and hidden sizes and is
 //! skipped, with a note, otherwise (the residual basis is then assumed shared). A rotation of
-//! the residual stream by a general orthogonal matrix is not undone.
+//! the residual stream by a general orthogonal matrix is not undone. The nulls act after this
+//! alignment.
 //!
-//! *Subsampling.* A layer with more than `max_units` units (default 1024) is tested on a
-//! seeded uniform sample of that many units of the narrower model, matched into *all* units of
-//! the other: a rectangular assignment, for which the null above stays exact. Models whose
-//! MLP widths differ (width-pruned copies, fine-grained experts cut from a dense MLP) are
-//! handled the same way.
+//! *Subsampling.* A layer with more than `max_units` usable units (default 1024) is tested on
+//! a seeded uniform sample of that many usable units of the model with fewer, matched into
+//! *all* usable units of the other: a rectangular assignment, which the nulls redo draw by
+//! draw. Models whose MLP widths differ (width-pruned copies, fine-grained experts cut from a
+//! dense MLP) are handled the same way.
+//!
+//! *Cost.* Each layer pair costs `2 (1 + 2 · null_draws)` linear assignments. The default
+//! [`csu::DEFAULT_NULL_DRAWS`] keeps a 6-layer model at 1024 units within seconds to a minute
+//! on two cores; the tests use fewer draws and 128–512 units.
 //!
 //! *Not testable.* Models with different hidden sizes have unit vectors in spaces of different
 //! dimension: there is no cosine between them, and the test refuses rather than truncating
@@ -61,17 +111,11 @@
 //! match against the identity with a Spearman correlation for unpermuted copies, match gate and
 //! up *activations* on data for the robust test, and combine layers with Fisher's method.
 //! nullprint's differences: it matches weight rows (no data needed), counts coinciding matches
-//! with an exact law instead of using Spearman's normal approximation (which is still reported,
-//! as `spearman`), and randomizes the discrete per-layer p-values before combining them.
+//! and refers the count to Monte-Carlo nulls that keep each model's own geometry instead of
+//! using Spearman's normal approximation (which is still reported, as `spearman`), leaves
+//! degenerate units out, and randomizes the discrete per-layer p-values before combining them.
 //!
-//! *Calibration on the models at hand* (`tests/trace.rs`; the full-width runs are the ignored
-//! test `calibration_full_width`): AntiBERTy vs Whisper-base, all 96 layer pairs, 2048 units
-//! each: Kolmogorov–Smirnov p = 0.30 for uniformity of the per-pair p-values. SmolLM2, Gemma-3
-//! and Qwen2.5-Coder-0.5B against each other (gate vs up rows, residual coordinates truncated
-//! to 576): 27 coincidences in 60 layer pairs where 28.7 were expected, KS p = 0.63. Random
-//! initializations of real shapes over 30 seeds, and SmolLM2 against random models, pass the
-//! same check in CI. Derived models (noise, permuted neurons, permuted residual stream, int8
-//! export, restacked layers, upcycled experts) reach log10 p between −800 and −24 000.
+//! CALIBRATION_TABLE
 //!
 //! # Depth alignment (`align`)
 //!
@@ -106,10 +150,13 @@
 //! ```
 
 pub mod align;
+pub mod calibration;
 pub mod csu;
 pub mod exact;
 pub mod lap;
 pub mod matrices;
+mod rotation;
+pub mod units;
 pub mod upcycle;
 mod weights;
 
@@ -119,7 +166,8 @@ use fingerprint::roles::Stack;
 use serde::{Deserialize, Serialize};
 
 pub use align::{align, align_fingerprints, AlignOptions, AlignResult};
-pub use csu::{csu, CsuOptions, CsuResult, ResidualAlign, Views};
+pub use csu::{csu, CsuOptions, CsuResult, NullDraws, NullStatement, ResidualAlign, Views};
+pub use units::Excluded;
 pub use upcycle::{upcycle, UpcycleOptions, UpcycleResult};
 pub use weights::{MlpSite, ModelWeights};
 
