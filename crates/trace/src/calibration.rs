@@ -44,8 +44,6 @@ pub struct Tail {
     /// Expected under the rotation null: Σ over layer pairs of the fraction of its draws with
     /// at least `k`.
     pub expected_rotation: f64,
-    /// Expected under the sign-flip null, likewise.
-    pub expected_sign_flip: f64,
     /// Expected under the exact law of independent matchings.
     pub expected_exact_law: f64,
     /// `P(Poisson(expected_rotation) ≥ observed)`: is the observed count too large for the
@@ -72,8 +70,6 @@ pub struct Calibration {
     pub sum_exact_mean: f64,
     /// Size of the rotation null (the reported `p`), at [`LEVELS`].
     pub rotation: Vec<Size>,
-    /// Size of the sign-flip null.
-    pub sign_flip: Vec<Size>,
     /// Size of the exact law (reference).
     pub exact_law: Vec<Size>,
     /// The upper tail of K.
@@ -119,16 +115,11 @@ pub fn summarize(name: &str, layers: &[LayerTest]) -> Result<Calibration> {
         sum_null_mean: layers.iter().map(|l| l.basis.mean).sum(),
         sum_exact_mean: layers.iter().map(|l| l.expected).sum(),
         rotation: sizes(&col(&|l| l.log10_p_randomized))?,
-        sign_flip: sizes(&col(&|l| l.units_null.log10_p_randomized))?,
         exact_law: sizes(&col(&|l| l.exact_law.log10_p_randomized))?,
         tail: Tail {
             k: TAIL_K,
             observed,
             expected_rotation,
-            expected_sign_flip: layers
-                .iter()
-                .map(|l| frac(&l.units_null.coincidences))
-                .sum(),
             expected_exact_law: layers
                 .iter()
                 .map(|l| exact::ln_sf(l.units as u64, l.candidates as u64, TAIL_K).exp())
@@ -177,8 +168,8 @@ impl Calibration {
     /// The header of [`Calibration::markdown_row`].
     pub fn markdown_header() -> String {
         "| pairs | units × draws | ΣK (rotation-null mean; exact law) | rotation size 0.01 | \
-         0.05 | sign-flip size 0.01 | 0.05 | exact-law size 0.01 | 0.05 | K ≥ 4: observed \
-         (rotation null; exact law), p |\n|---|---|---|---|---|---|---|---|---|---|"
+         0.05 | exact-law size 0.01 | 0.05 | K ≥ 4: observed (rotation null; exact law), p \
+         |\n|---|---|---|---|---|---|---|---|"
             .into()
     }
 
@@ -193,8 +184,8 @@ impl Calibration {
             })
         };
         format!(
-            "| {} ({}) | {} × {} | {} ({:.1}; {:.1}) | {} | {} | {} | {} | {} | {} | {} ({:.1}; \
-             {:.1}), p = {:.3} |",
+            "| {} ({}) | {} × {} | {} ({:.1}; {:.1}) | {} | {} | {} | {} | {} ({:.1}; {:.1}), \
+             p = {:.3} |",
             self.pairs,
             self.name,
             self.units,
@@ -204,8 +195,6 @@ impl Calibration {
             self.sum_exact_mean,
             s(&self.rotation, 0),
             s(&self.rotation, 1),
-            s(&self.sign_flip, 0),
-            s(&self.sign_flip, 1),
             s(&self.exact_law, 0),
             s(&self.exact_law, 1),
             self.tail.observed,

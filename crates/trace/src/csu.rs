@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::exact::{self, Fisher};
 use super::lap::{assign_max, cosine, normalize_rows};
-use super::rotation::{Orthogonal, Transform};
+use super::rotation::Orthogonal;
 use super::units::{self, Excluded, MIN_UNITS};
 use super::weights::{ResidualMap, View};
 use super::{log10, Error, LayerId, MlpSite, ModelWeights, Result, Skipped, CITATION};
@@ -123,8 +123,8 @@ pub struct IdentityTest {
     pub log10_p_randomized: f64,
 }
 
-/// The calibrated null of one layer pair: the statistic recomputed after random orthogonal
-/// transformations of the query model's residual basis (see [`NullKind`]).
+/// The calibrated null of one layer pair: the statistic recomputed after random rotations of
+/// the query model's residual basis (see [`basis_null`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NullDraws {
     /// Draws.
@@ -192,8 +192,6 @@ pub struct LayerTest {
     pub log10_p_randomized: f64,
     /// The rotation null: "do the two layers share directions in a common residual basis?"
     pub basis: NullDraws,
-    /// The sign-flip null: "do they share units beyond a shared residual basis?"
-    pub units_null: NullDraws,
     /// The exact law of independent matchings (reference only: it does not hold for trained
     /// MLPs, whose units' two views are aligned).
     pub exact_law: ExactLaw,
@@ -281,34 +279,9 @@ pub fn basis_null(draws: usize) -> NullStatement {
             .into(),
         draws,
         rejection_means: "the two layers' unit vectors share directions in a common residual \
-                          basis: shared units, or only a shared residual basis (the sign-flip \
-                          null separates the two)"
-            .into(),
-    }
-}
-
-/// The sign-flip null: [`LayerTest::units_null`].
-pub fn units_null(draws: usize) -> NullStatement {
-    NullStatement {
-        info: NullInfo {
-            name: "sign-flip".into(),
-            preserves: "each model's own geometry, as the rotation null, and in addition the \
-                        residual basis the two share: every unit's weight on every residual \
-                        coordinate keeps its size and its coordinate"
-                .into(),
-            destroys: "which units correspond: independent random signs of the query model's \
-                       residual coordinates turn a unit vector shared by both models into an \
-                       unrelated one, while units that only load on the same few coordinates \
-                       stay alike"
-                .into(),
-        },
-        assumes: "without shared units, the pair's law does not change when the signs of one \
-                  model's residual coordinates are flipped (in the shared basis); Poisson \
-                  counts and independent layers as for the rotation null"
-            .into(),
-        draws,
-        rejection_means: "the layers share units beyond a shared residual basis: unit vectors \
-                          agree coordinate by coordinate, in sign, as copied units do"
+                          basis: shared units (in any order), or only a shared residual basis \
+                          with shared features, as in models of one family; this test does not \
+                          tell the two apart (the same-index test shows unpermuted shared units)"
             .into(),
     }
 }
@@ -327,7 +300,7 @@ pub struct CsuResult {
     /// Model B.
     pub model_b: String,
     /// Fisher-combined p-value of the two-view test against the rotation null ("the models'
-    /// layers share directions in a common residual basis").
+    /// layers share directions in a common residual basis": shared units or a shared basis).
     pub p: f64,
     /// log10 of `p`, exact where `p` underflows.
     pub log10_p: f64,
@@ -335,12 +308,7 @@ pub struct CsuResult {
     pub fisher: Fisher,
     /// The rotation null behind `p`.
     pub null: NullStatement,
-    /// Fisher-combined p-value against the sign-flip null ("shared units beyond a shared
-    /// basis").
-    pub units: Fisher,
-    /// The sign-flip null behind `units`.
-    pub units_null: NullStatement,
-    /// What the two results say together, in a sentence.
+    /// What the two-view and same-index results say together, in a sentence.
     pub verdict: String,
     /// Fisher-combined p-value against the exact law of independent matchings (reference
     /// only: it rejects for unrelated trained models).
@@ -367,37 +335,41 @@ pub struct CsuResult {
 pub(crate) const METHOD: &str = "hidden units matched twice by linear assignment on the cosine \
 of their weight vectors (two views: gate/up rows, or up rows/down columns), degenerate units \
 left out; the coincidences K of the two matchings compared with K recomputed after random \
-rotations (and, separately, random coordinate sign flips) of one model's residual basis; layers \
-combined by Fisher's method on randomized p-values";
+rotations of one model's residual basis; layers combined by Fisher's method on randomized p-values";
 
-/// The level at which [`CsuResult::verdict`] reads the two combined p-values.
+/// The level at which [`CsuResult::verdict`] reads the combined p-values.
 pub const VERDICT_ALPHA: f64 = 0.01;
 
-/// The verdict sentence from the two combined p-values.
-pub(crate) fn verdict(basis: &Fisher, units: &Fisher) -> String {
+/// The verdict sentence from the two-view (rotation null) and same-index combined p-values.
+pub(crate) fn verdict(basis: &Fisher, identity: Option<&Fisher>) -> String {
     let lvl = VERDICT_ALPHA.log10();
-    match (basis.log10_p <= lvl, units.log10_p <= lvl) {
-        (true, true) => format!(
-            "shared units: the layers' units correspond beyond chance (rotation null log10 p \
-             {:.1}) and beyond a shared residual basis (sign-flip null log10 p {:.1}), at \
-             α = {VERDICT_ALPHA}",
-            basis.log10_p, units.log10_p
+    let id = identity.map(|f| f.log10_p);
+    match (basis.log10_p <= lvl, id.is_some_and(|l| l <= lvl)) {
+        (_, true) => format!(
+            "shared units, unpermuted: units are matched to the unit of the same index beyond \
+             chance (same-index log10 p {:.1}; two-view log10 p {:.1}), at α = {VERDICT_ALPHA}",
+            id.unwrap_or(0.0),
+            basis.log10_p
         ),
         (true, false) => format!(
-            "shared residual basis, no evidence of shared units: the layers share directions \
-             (rotation null log10 p {:.1}) but not beyond what the shared basis explains \
-             (sign-flip null log10 p {:.1}), at α = {VERDICT_ALPHA}",
-            basis.log10_p, units.log10_p
-        ),
-        (false, true) => format!(
-            "inconsistent: the sign-flip null rejects (log10 p {:.1}) but the rotation null \
-             does not (log10 p {:.1}); read as no evidence of relation at α = {VERDICT_ALPHA}",
-            units.log10_p, basis.log10_p
+            "shared directions in a common residual basis (two-view log10 p {:.1} against \
+             random rotations), at α = {VERDICT_ALPHA}: shared units in permuted order, or a \
+             shared residual basis without shared units (as in models of one family); this \
+             test does not tell the two apart, and the same-index test {}",
+            basis.log10_p,
+            match id {
+                Some(l) => format!("finds no unpermuted shared units (log10 p {l:.1})"),
+                None => "was not run (MLP widths differ)".into(),
+            }
         ),
         (false, false) => format!(
-            "no evidence of relation: rotation null log10 p {:.1}, sign-flip null log10 p \
-             {:.1}, at α = {VERDICT_ALPHA}",
-            basis.log10_p, units.log10_p
+            "no evidence of relation: two-view log10 p {:.1} against random rotations{}, at \
+             α = {VERDICT_ALPHA}",
+            basis.log10_p,
+            match id {
+                Some(l) => format!(", same-index log10 p {l:.1}"),
+                None => String::new(),
+            }
         ),
     }
 }
@@ -407,16 +379,14 @@ impl CsuResult {
     pub fn summary(&self) -> String {
         let mut s = format!(
             "csu: {} vs {}: log10 p = {:.1} (rotation null, {} draws per layer pair; Fisher \
-             over {} layer pairs, two-view matching)\n  {}\n  sign-flip null (shared units \
-             beyond a shared basis): log10 p = {:.1}; exact law (reference, does not hold for \
-             trained MLPs): log10 p = {:.1}\n",
+             over {} layer pairs, two-view matching)\n  {}\n  exact law (reference, does not \
+             hold for trained MLPs): log10 p = {:.1}\n",
             self.model_a,
             self.model_b,
             self.log10_p,
             self.null.draws,
             self.layers.len(),
             self.verdict,
-            self.units.log10_p,
             self.exact_law.log10_p,
         );
         if let Some(id) = &self.identity {
@@ -429,7 +399,7 @@ impl CsuResult {
             let ex = l.excluded_a.total() + l.excluded_b.total();
             s.push_str(&format!(
                 "  {} ↔ {}: {}/{} coincide (null mean {:.2}, exact law {:.2}), log10 p = {:.1} \
-                 (sign-flip {:.1}, exact law {:.1}){}{}\n",
+                 (exact law {:.1}){}{}\n",
                 l.layer_a,
                 l.layer_b,
                 l.coincidences,
@@ -437,7 +407,6 @@ impl CsuResult {
                 l.basis.mean,
                 l.expected,
                 l.log10_p,
-                l.units_null.log10_p,
                 l.exact_law.log10_p,
                 match &l.identity {
                     Some(i) => format!("; same index: {} (log10 p {:.1})", i.matches, i.log10_p),
@@ -543,14 +512,12 @@ pub fn csu(a: &ModelWeights, b: &ModelWeights, opts: &CsuOptions) -> Result<CsuR
         .collect();
     let mut layers = Vec::new();
     let mut ln_two = Vec::new();
-    let mut ln_units = Vec::new();
     let mut ln_exact = Vec::new();
     let mut ln_id = Vec::new();
     for o in outcomes {
         match o? {
             Ok(t) => {
                 ln_two.push(t.log10_p_randomized * std::f64::consts::LN_10);
-                ln_units.push(t.units_null.log10_p_randomized * std::f64::consts::LN_10);
                 ln_exact.push(t.exact_law.log10_p_randomized * std::f64::consts::LN_10);
                 if let Some(id) = &t.identity {
                     ln_id.push(id.log10_p_randomized * std::f64::consts::LN_10);
@@ -560,11 +527,7 @@ pub fn csu(a: &ModelWeights, b: &ModelWeights, opts: &CsuOptions) -> Result<CsuR
             Err(s) => skipped.push(s),
         }
     }
-    let (Some(fisher), Some(units), Some(exact_law)) = (
-        exact::fisher(&ln_two),
-        exact::fisher(&ln_units),
-        exact::fisher(&ln_exact),
-    ) else {
+    let (Some(fisher), Some(exact_law)) = (exact::fisher(&ln_two), exact::fisher(&ln_exact)) else {
         return Err(Error::NotTestable {
             reason: format!(
                 "no layer pair could be tested: {}",
@@ -576,6 +539,7 @@ pub fn csu(a: &ModelWeights, b: &ModelWeights, opts: &CsuOptions) -> Result<CsuR
             ),
         });
     };
+    let identity = exact::fisher(&ln_id);
     Ok(CsuResult {
         test: "csu".into(),
         method: METHOD.into(),
@@ -584,13 +548,11 @@ pub fn csu(a: &ModelWeights, b: &ModelWeights, opts: &CsuOptions) -> Result<CsuR
         model_b: b.name().into(),
         p: fisher.p,
         log10_p: fisher.log10_p,
-        verdict: verdict(&fisher, &units),
+        verdict: verdict(&fisher, identity.as_ref()),
         fisher,
         null: basis_null(opts.null_draws),
-        units,
-        units_null: units_null(opts.null_draws),
         exact_law,
-        identity: exact::fisher(&ln_id),
+        identity,
         layers,
         skipped,
         subsampling: subsampling_statement(opts),
@@ -785,10 +747,9 @@ fn coincidences(s: &[Vec<usize>]) -> u64 {
     s[0].iter().zip(&s[1]).filter(|(p, q)| p == q).count() as u64
 }
 
-/// `K` recomputed after `draws` random transformations of the query's residual basis (the same
-/// transformation for both views of a draw), against the observed `k`.
+/// `K` recomputed after `draws` Haar-random rotations of the query's residual basis (the same
+/// rotation for both views of a draw), against the observed `k`.
 fn null_draws(
-    kind: Transform,
     q: &[Array2<f32>],
     c: &[Array2<f32>],
     seed: u64,
@@ -800,7 +761,7 @@ fn null_draws(
     let ks: Vec<u64> = (0..draws as u64)
         .into_par_iter()
         .map(|d| {
-            let t = Orthogonal::draw(kind, h, &mut rng::stream(seed, d));
+            let t = Orthogonal::haar(h, &mut rng::stream(seed, d));
             let turned: Vec<Array2<f32>> = q
                 .iter()
                 .map(|v| {
@@ -898,10 +859,10 @@ pub(crate) fn test_sites(
     // The model with fewer usable units is the query: its (sampled) units are matched into
     // all usable units of the other.
     let a_is_query = keep_a.len() <= keep_b.len();
-    let (qv, qkeep, cv, ckeep, cw) = if a_is_query {
-        (&va, &keep_a, &vb, &keep_b, y.width)
+    let (qv, qkeep, cv, ckeep) = if a_is_query {
+        (&va, &keep_a, &vb, &keep_b)
     } else {
-        (&vb, &keep_b, &va, &keep_a, x.width)
+        (&vb, &keep_b, &va, &keep_a)
     };
     let m = opts.max_units.min(qkeep.len());
     let units: Vec<usize> = sample_indices(qkeep.len(), m, rng::child_seed(pair_seed, 0))
@@ -920,9 +881,8 @@ pub(crate) fn test_sites(
     let k = coincidences(&sig);
     let mut r = rng::stream(pair_seed, 0);
     let mut uniform = || 1.0 - r.gen::<f64>();
-    let (u_basis, u_units, u_exact, u_id) = (uniform(), uniform(), uniform(), uniform());
+    let (u_basis, u_exact, u_id) = (uniform(), uniform(), uniform());
     let basis = null_draws(
-        Transform::Haar,
         &q,
         &c,
         rng::child_seed(pair_seed, 1),
@@ -930,31 +890,27 @@ pub(crate) fn test_sites(
         k,
         u_basis,
     )?;
-    let units_null = null_draws(
-        Transform::SignFlip,
-        &q,
-        &c,
-        rng::child_seed(pair_seed, 2),
-        opts.null_draws,
-        k,
-        u_units,
-    )?;
     let (mu, nu) = (m as u64, ckeep.len() as u64);
     let ln_exact = exact::ln_sf(mu, nu, k);
     let identity = (x.width == y.width).then(|| {
-        // Under a uniform relabelling of the candidate model's units, the labels of its
-        // usable units are a uniform sample of all `cw`: the law is that of `m` into `cw`.
+        // Under a uniform relabelling of the candidate model's usable units among themselves,
+        // the first-view matching restricted to the query units whose index is also usable on
+        // the other side is a uniform injection into the usable candidates: the exact law of
+        // `eligible` units into `candidates` (degenerate sets shared by both models, such as
+        // one pruning pattern, then add nothing).
+        let usable: std::collections::BTreeSet<usize> = ckeep.iter().copied().collect();
+        let eligible = units.iter().filter(|u| usable.contains(u)).count() as u64;
         let hits = sig[0]
             .iter()
             .zip(&units)
             .filter(|(j, u)| ckeep[**j] == **u)
             .count() as u64;
-        let ln = exact::ln_sf(mu, cw as u64, hits);
+        let ln = exact::ln_sf(eligible, nu, hits);
         IdentityTest {
             matches: hits,
             p: ln.exp(),
             log10_p: log10(ln),
-            log10_p_randomized: log10(exact::ln_randomized(mu, cw as u64, hits, u_id)),
+            log10_p_randomized: log10(exact::ln_randomized(eligible, nu, hits, u_id)),
         }
     });
     let rho = spearman_distinct(&sig[0], &sig[1]);
@@ -977,7 +933,6 @@ pub(crate) fn test_sites(
         log10_p: basis.log10_p,
         log10_p_randomized: basis.log10_p_randomized,
         basis,
-        units_null,
         exact_law: ExactLaw {
             p: ln_exact.exp(),
             log10_p: log10(ln_exact),

@@ -57,17 +57,17 @@
 //! (exact, but floored at `1/(1 + draws)`) with its Monte-Carlo error. Every draw has its own
 //! ChaCha8 stream, so results are bit-identical at any thread count.
 //!
-//! *Shared units or a shared basis?* Models of one family can share a residual basis without
-//! sharing units, layer for layer (all-MiniLM-L6-v2 and paraphrase-MiniLM-L3-v2). The rotation
-//! null then rightly rejects, but its rejection means "the layers share directions in a common
-//! basis", not "the layers share units". The **sign-flip null** (`units_null`) recomputes `K`
-//! after independent random signs of the query model's residual coordinates: it preserves
-//! each model's geometry *and* the shared basis (every weight keeps its size and its
-//! coordinate), and destroys unit correspondence (a shared dense unit vector becomes an
-//! unrelated one). Its rejection means "shared units beyond a shared basis". Both are combined
-//! by Fisher's method over layers, and [`CsuResult::verdict`] reads the two at
-//! [`csu::VERDICT_ALPHA`]: shared units, shared basis without evidence of shared units, or no
-//! evidence of relation.
+//! *Shared units or a shared basis?* Models of one family can share a residual basis, and
+//! features in it, without sharing units layer for layer (all-MiniLM-L6-v2 and
+//! paraphrase-MiniLM-L3-v2: no unit keeps its index, yet `K` reaches 57 of 256 units). The
+//! rotation null then rightly rejects, but its rejection means "the layers share directions
+//! in a common residual basis", not "the layers share units", and `trace` says so: the
+//! [`CsuResult::verdict`] reads, at [`csu::VERDICT_ALPHA`], "shared units, unpermuted" only
+//! when the same-index test (below, exact) rejects, "shared directions in a common residual
+//! basis" (shared units in permuted order, or a shared basis; not told apart) when only the
+//! two-view test does, and "no evidence of relation" otherwise. A null that keeps the shared
+//! basis and destroys units was tried (random signs of the residual coordinates): it rejected
+//! the L6/L3 pair as strongly (log10 p −197), so it does not separate the two and is not used.
 //!
 //! *Randomization per pair.* The unit sample, the null draws and the uniforms of the
 //! randomized p-values are seeded from the user's seed and a 64-bit FNV-1a hash of the layer
@@ -79,8 +79,9 @@
 //! *Unpermuted copies.* The simpler test counts the units whose first-view match is the unit
 //! of the same index, `σ_1(i) = i`. Its null needs only that one model's units can be relabelled
 //! jointly (a symmetry every permutation-equivariant training run has), so it is exact for
-//! trained models too (the law of `m` units matched into all `width` labels, whichever units
-//! were left out as degenerate), but a permuted copy evades it. It is reported as `identity`.
+//! trained models too (relabelling only the usable units among themselves: the law of the
+//! query units whose index is usable on both sides, matched into the usable units, so a
+//! pruning pattern shared by both models adds nothing), but a permuted copy evades it. It is reported as `identity`.
 //!
 //! *Residual basis.* Cosines between the two models' unit vectors compare coordinates of the
 //! residual stream, which a copier may also permute (and flip in sign: with LayerNorm/RMSNorm

@@ -1,5 +1,5 @@
-//! Random orthogonal transformations of a residual basis, the draws of the calibrated null of
-//! the matching test ([`super::csu`]).
+//! Random rotations of a residual basis, the draws of the calibrated null of the matching test
+//! ([`super::csu`]).
 //!
 //! **Haar rotations.** A Haar-distributed orthogonal matrix is the `Q` factor of the QR
 //! decomposition of an `n × n` standard Gaussian matrix, with the signs of `R`'s diagonal moved
@@ -11,66 +11,42 @@
 //! to a vector in `O(n²)` without ever forming the matrix (Stewart, "The efficient generation
 //! of random orthogonal matrices with an application to condition estimators", SIAM J. Numer.
 //! Anal. 17(3), 1980).
-//!
-//! **Coordinate sign flips.** A diagonal matrix of independent random signs: the subgroup of
-//! rotations that keeps every residual coordinate on its own axis.
 
 use ndarray::{Array2, Axis};
 use rand::Rng;
 use rand_distr::StandardNormal;
 
-/// Which random orthogonal transformation a null draw applies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Transform {
-    /// A Haar-random rotation of the whole residual space.
-    Haar,
-    /// Independent random signs of the residual coordinates.
-    SignFlip,
-}
-
 /// One random orthogonal matrix `Q`, kept in factored form.
 pub(crate) struct Orthogonal {
     n: usize,
-    /// Householder vectors: entry `k` has length `n − k` and unit norm (Haar only).
+    /// Householder vectors: entry `k` has length `n − k` and unit norm.
     reflections: Vec<Vec<f64>>,
     /// The final diagonal of signs.
     signs: Vec<f64>,
 }
 
 impl Orthogonal {
-    /// Draw `Q` of size `n` with `rng`.
-    pub(crate) fn draw(t: Transform, n: usize, rng: &mut impl Rng) -> Self {
-        let sign_of = |x: f64| if x < 0.0 { -1.0 } else { 1.0 };
-        match t {
-            Transform::SignFlip => Orthogonal {
-                n,
-                reflections: Vec::new(),
-                signs: (0..n)
-                    .map(|_| if rng.gen_bool(0.5) { -1.0 } else { 1.0 })
-                    .collect(),
-            },
-            Transform::Haar => {
-                let mut reflections = Vec::with_capacity(n);
-                let mut signs = Vec::with_capacity(n);
-                for k in 0..n {
-                    let mut x: Vec<f64> = (0..n - k).map(|_| rng.sample(StandardNormal)).collect();
-                    let norm = x.iter().map(|v| v * v).sum::<f64>().sqrt();
-                    let s = sign_of(x[0]);
-                    x[0] += s * norm;
-                    let un = x.iter().map(|v| v * v).sum::<f64>().sqrt();
-                    if un > 0.0 {
-                        x.iter_mut().for_each(|v| *v /= un);
-                    }
-                    // H_k x = −s‖x‖ e_0, so R's diagonal entry has sign −s: moved into Q.
-                    signs.push(-s);
-                    reflections.push(x);
-                }
-                Orthogonal {
-                    n,
-                    reflections,
-                    signs,
-                }
+    /// Draw a Haar-random `Q` of size `n` with `rng`.
+    pub(crate) fn haar(n: usize, rng: &mut impl Rng) -> Self {
+        let mut reflections = Vec::with_capacity(n);
+        let mut signs = Vec::with_capacity(n);
+        for k in 0..n {
+            let mut x: Vec<f64> = (0..n - k).map(|_| rng.sample(StandardNormal)).collect();
+            let norm = x.iter().map(|v| v * v).sum::<f64>().sqrt();
+            let s = if x[0] < 0.0 { -1.0 } else { 1.0 };
+            x[0] += s * norm;
+            let un = x.iter().map(|v| v * v).sum::<f64>().sqrt();
+            if un > 0.0 {
+                x.iter_mut().for_each(|v| *v /= un);
             }
+            // H_k x = −s‖x‖ e_0, so R's diagonal entry has sign −s: moved into Q.
+            signs.push(-s);
+            reflections.push(x);
+        }
+        Orthogonal {
+            n,
+            reflections,
+            signs,
         }
     }
 
@@ -100,8 +76,8 @@ mod tests {
     use super::*;
     use null::rng;
 
-    fn matrix(t: Transform, n: usize, seed: u64) -> Array2<f32> {
-        let q = Orthogonal::draw(t, n, &mut rng::stream(seed, 0));
+    fn matrix(n: usize, seed: u64) -> Array2<f32> {
+        let q = Orthogonal::haar(n, &mut rng::stream(seed, 0));
         let mut m = Array2::<f32>::eye(n);
         q.apply_rows(&mut m);
         m
@@ -109,15 +85,13 @@ mod tests {
 
     #[test]
     fn draws_are_orthogonal() {
-        for t in [Transform::Haar, Transform::SignFlip] {
-            for n in [1, 2, 7, 64] {
-                let m = matrix(t, n, 3);
-                let g = m.dot(&m.t());
-                for i in 0..n {
-                    for j in 0..n {
-                        let want = if i == j { 1.0 } else { 0.0 };
-                        assert!((g[(i, j)] - want).abs() < 1e-5, "{t:?} n {n} ({i},{j})");
-                    }
+        for n in [1, 2, 7, 64] {
+            let m = matrix(n, 3);
+            let g = m.dot(&m.t());
+            for i in 0..n {
+                for j in 0..n {
+                    let want = if i == j { 1.0 } else { 0.0 };
+                    assert!((g[(i, j)] - want).abs() < 1e-5, "n {n} ({i},{j})");
                 }
             }
         }
@@ -130,14 +104,14 @@ mod tests {
     fn haar_columns_are_uniform_on_the_sphere() {
         let draws = 4000;
         let xs: Vec<f64> = (0..draws)
-            .map(|s| (matrix(Transform::Haar, 3, s)[(0, 2)] as f64 + 1.0) / 2.0)
+            .map(|s| (matrix(3, s)[(0, 2)] as f64 + 1.0) / 2.0)
             .collect();
         let ks = null::stats::ks_uniform(&xs).unwrap();
         assert!(ks.p > 1e-3, "KS p = {}", ks.p);
         let n = 16;
         let (mut m1, mut m2) = (0.0, 0.0);
         for s in 0..draws {
-            let e = matrix(Transform::Haar, n, 10_000 + s)[(3, 5)] as f64;
+            let e = matrix(n, 10_000 + s)[(3, 5)] as f64;
             m1 += e;
             m2 += e * e;
         }

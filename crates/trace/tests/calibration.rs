@@ -71,15 +71,32 @@ fn antiberty_whisper(
         None => all_pairs(&a, &b),
     };
     let t = std::time::Instant::now();
-    let c = trace::calibration::calibrate(
-        "AntiBERTy × Whisper-base MLPs",
-        &a,
-        &b,
-        pairs,
-        &opts(units, 23, draws),
-    )
-    .unwrap();
-    eprintln!("{} layer pairs in {:.1?}", c.pairs, t.elapsed());
+    let mut layers = Vec::new();
+    for chunk in pairs.chunks(8) {
+        let r = trace::csu(
+            &a,
+            &b,
+            &CsuOptions {
+                pairs: Some(chunk.to_vec()),
+                ..opts(units, 23, draws)
+            },
+        )
+        .unwrap();
+        for l in &r.layers {
+            eprintln!(
+                "{} ↔ {}: K {} | rotation draws {:?} p {:.4} | exact law {:.4}",
+                l.layer_a,
+                l.layer_b,
+                l.coincidences,
+                l.basis.coincidences,
+                10f64.powf(l.log10_p_randomized),
+                10f64.powf(l.exact_law.log10_p_randomized)
+            );
+        }
+        layers.extend(r.layers);
+        eprintln!("{} pairs, {:.1?}", layers.len(), t.elapsed());
+    }
+    let c = trace::calibration::summarize("AntiBERTy × Whisper-base MLPs", &layers).unwrap();
     eprintln!(
         "{}\n{}",
         trace::calibration::Calibration::markdown_header(),
@@ -140,77 +157,6 @@ fn calibrate_unrelated_layer_pairs() {
     };
     assert_eq!(c.pairs, 96);
     assert_at_level(&c);
-}
-
-#[test]
-#[ignore]
-fn explore_dispersion() {
-    let (Some(ab), Some(wh)) = (
-        open("explore", "antiberty", "pytorch_model.bin"),
-        open("explore", "whisper-base", "model.bin"),
-    ) else {
-        return;
-    };
-    let a = ModelWeights::in_memory("antiberty", mlps(&ab));
-    let b = ModelWeights::in_memory("whisper-base", mlps(&wh));
-    let units: usize = std::env::var("UNITS")
-        .map(|v| v.parse().unwrap())
-        .unwrap_or(256);
-    let draws: usize = std::env::var("DRAWS")
-        .map(|v| v.parse().unwrap())
-        .unwrap_or(24);
-    let npairs: usize = std::env::var("PAIRS")
-        .map(|v| v.parse().unwrap())
-        .unwrap_or(96);
-    let pairs: Vec<_> = all_pairs(&a, &b).into_iter().take(npairs).collect();
-    let t = std::time::Instant::now();
-    let r = trace::csu(
-        &a,
-        &b,
-        &CsuOptions {
-            pairs: Some(pairs),
-            max_units: units,
-            null_draws: draws,
-            seed: 1,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    eprintln!(
-        "{} pairs, {units} units, {draws} draws: {:.1?}",
-        r.layers.len(),
-        t.elapsed()
-    );
-    let (mut k, mut mb, mut vb, mut mu, mut vu) = (0u64, 0.0, 0.0, 0.0, 0.0);
-    let (mut r01, mut r05, mut u01, mut u05, mut e01) = (0, 0, 0, 0, 0);
-    for l in &r.layers {
-        k += l.coincidences;
-        mb += l.basis.mean;
-        vb += l.basis.variance;
-        mu += l.units_null.mean;
-        vu += l.units_null.variance;
-        let p = 10f64.powf(l.log10_p_randomized);
-        let pu = 10f64.powf(l.units_null.log10_p_randomized);
-        r01 += (p <= 0.01) as u32;
-        r05 += (p <= 0.05) as u32;
-        u01 += (pu <= 0.01) as u32;
-        u05 += (pu <= 0.05) as u32;
-        e01 += (10f64.powf(l.exact_law.log10_p_randomized) <= 0.01) as u32;
-        eprintln!(
-            "{} {} K {} rot mean {:.2} var {:.2} p {:.3} | sign mean {:.2} var {:.2} p {:.3} | exact {:.3}",
-            l.layer_a, l.layer_b, l.coincidences, l.basis.mean, l.basis.variance, p,
-            l.units_null.mean, l.units_null.variance, pu, 10f64.powf(l.exact_law.log10_p_randomized)
-        );
-    }
-    let n = r.layers.len() as f64;
-    eprintln!("sum K {k}; rotation mean sum {mb:.1} var sum {vb:.1}; sign mean sum {mu:.1} var sum {vu:.1}");
-    eprintln!(
-        "rotation rejections 0.01: {r01} 0.05: {r05}; sign: {u01} {u05}; exact 0.01: {e01} of {n}"
-    );
-    eprintln!(
-        "combined: rot {:.2} sign {:.2} exact {:.2}",
-        r.log10_p, r.units.log10_p, r.exact_law.log10_p
-    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -337,13 +283,17 @@ fn degenerate_units_never_fake_a_lineage() {
         Damage::DeadDown,
     ];
     for (i, &d) in all.iter().enumerate() {
-        for sides in [[true, false], [false, true], [true, true]] {
-            let seed = 10 * i as u64;
+        for (j, sides) in [[true, false], [false, true], [true, true]]
+            .iter()
+            .enumerate()
+        {
+            let seed = 10 * i as u64 + 2 * j as u64;
             let mut ma = random_model(2, 256, 64, seed);
             let mut mb = random_model(2, 256, 64, seed + 1);
             if sides[0] {
                 damage(&mut ma, d);
             }
+            let sides = *sides;
             if sides[1] {
                 damage(&mut mb, d);
             }
@@ -353,14 +303,10 @@ fn degenerate_units_never_fake_a_lineage() {
             match trace::csu(&a, &b, &opts(128, seed, 8)) {
                 Ok(r) => {
                     eprintln!(
-                        "{what}: log10 p {:.2}, sign-flip {:.2}, exact law {:.2}; {}",
-                        r.log10_p, r.units.log10_p, r.exact_law.log10_p, r.verdict
+                        "{what}: log10 p {:.2}, exact law {:.2}; {}",
+                        r.log10_p, r.exact_law.log10_p, r.verdict
                     );
-                    assert!(
-                        r.log10_p > -2.0 && r.units.log10_p > -2.0,
-                        "{what}: {}",
-                        r.summary()
-                    );
+                    assert!(r.log10_p > -2.0, "{what}: {}", r.summary());
                     assert!(
                         r.exact_law.log10_p > -2.0,
                         "{what}: exact law {}",
@@ -542,5 +488,7 @@ fn shared_basis_is_not_called_shared_units() {
     .unwrap();
     eprintln!("{}", r.summary());
     assert_eq!(r.layers.len(), 18);
-    assert!(!r.verdict.starts_with("shared units"), "{}", r.verdict);
+    // The two-view test rejects (the layers share directions: one family, one basis), but the
+    // verdict must not call that shared units.
+    assert!(r.verdict.starts_with("shared directions"), "{}", r.verdict);
 }
