@@ -65,12 +65,12 @@ pub struct CsuOptions {
     pub null_draws: usize,
 }
 
-/// Default draws of each calibrated null per layer pair. The null's mean is estimated from
-/// `draws` counts of about one coincidence each, and the binomial comparison accounts for that
-/// estimate's error; 24 draws keep the real-model tests within a minute on two cores at
-/// `max_units` 256 while a copied layer still reaches log10 p far below −100 (a copy of `m`
-/// units against draws summing to `s`: `P(Bin(m + s, 1/25) ≥ m) ≈ 25^−m`).
-pub const DEFAULT_NULL_DRAWS: usize = 24;
+/// Default draws of the rotation null per layer pair, the number the calibration tables in
+/// the crate docs were measured with. The binomial comparison accounts for the error of a
+/// null mean estimated from few draws, so more draws add power on weak signals, not validity;
+/// a copied layer of `m` units already reaches `P(Bin(m + s, 1/13) ≥ m) ≈ 13^−m` (log10 p
+/// about −280 at 256 units). Each draw costs two linear assignments per layer pair.
+pub const DEFAULT_NULL_DRAWS: usize = 12;
 
 impl Default for CsuOptions {
     fn default() -> Self {

@@ -99,9 +99,10 @@
 //! draw. Models whose MLP widths differ (width-pruned copies, fine-grained experts cut from a
 //! dense MLP) are handled the same way.
 //!
-//! *Cost.* Each layer pair costs `2 (1 + 2 · null_draws)` linear assignments. The default
-//! [`csu::DEFAULT_NULL_DRAWS`] keeps a 6-layer model at 1024 units within seconds to a minute
-//! on two cores; the tests use fewer draws and 128–512 units.
+//! *Cost.* Each layer pair costs `2 (1 + null_draws)` linear assignments (default
+//! [`csu::DEFAULT_NULL_DRAWS`] = 12: 26). Measured during the calibration below, on a shared
+//! 2-core machine under a load average of about 8 (test profile): about 20 s of wall time per
+//! 512 × 2048 layer pair. The CI tests therefore use 8 draws and 128–512 units.
 //!
 //! *Not testable.* Models with different hidden sizes have unit vectors in spaces of different
 //! dimension: there is no cosine between them, and the test refuses rather than truncating

@@ -797,9 +797,10 @@ fn different_layers_stay_below_the_alignment_threshold() {
     }
 }
 
-/// The heavy calibration behind the numbers in the module docs, for `just bench`: every
-/// unrelated gated pair at full width (up to 2048 units matched into 4864), and AntiBERTy vs
-/// Whisper-base at full width; prints timings. About a minute in release.
+/// Uniformity (KS) of the calibrated p-values at full width: every unrelated gated pair (up to
+/// 2048 units matched into 4864) and AntiBERTy vs Whisper-base; prints timings. With the
+/// rotation null's draws this takes hours on two cores; the size and tail checks of the crate
+/// docs' table are `calibration.rs`'s `calibrate_*` tests.
 #[test]
 #[ignore]
 fn calibration_full_width() {
