@@ -41,9 +41,13 @@ pub struct Tail {
     pub k: u64,
     /// Layer pairs with at least `k` coincidences.
     pub observed: u64,
-    /// Expected under the rotation null: Σ over layer pairs of the fraction of its draws with
-    /// at least `k`.
+    /// Expected under the rotation null as the test models it: Σ over layer pairs of
+    /// `P(Poisson(λ) ≥ k)`, λ the pair's pooled mean `(K + Σ K_d) / (1 + draws)` (its estimate
+    /// under the null, where the observed count is one more exchangeable draw).
     pub expected_rotation: f64,
+    /// Layer pairs whose rotation draws reached `k` at least once, and the total of such draws
+    /// (the raw Monte-Carlo evidence behind `expected_rotation`).
+    pub draws_at_or_above: (u64, u64),
     /// Expected under the exact law of independent matchings.
     pub expected_exact_law: f64,
     /// `P(Poisson(expected_rotation) ≥ observed)`: is the observed count too large for the
@@ -101,9 +105,25 @@ pub fn summarize(name: &str, layers: &[LayerTest]) -> Result<Calibration> {
             reason: format!("{name}: no layer pairs"),
         });
     }
-    let frac = |ks: &[u64]| ks.iter().filter(|&&k| k >= TAIL_K).count() as f64 / ks.len() as f64;
     let observed = layers.iter().filter(|l| l.coincidences >= TAIL_K).count() as u64;
-    let expected_rotation: f64 = layers.iter().map(|l| frac(&l.basis.coincidences)).sum();
+    let expected_rotation: f64 = layers
+        .iter()
+        .map(|l| {
+            let total = l.coincidences + l.basis.coincidences.iter().sum::<u64>();
+            poisson_sf(total as f64 / (1 + l.basis.draws) as f64, TAIL_K)
+        })
+        .sum();
+    let at_or_above = |l: &LayerTest| {
+        l.basis
+            .coincidences
+            .iter()
+            .filter(|&&k| k >= TAIL_K)
+            .count() as u64
+    };
+    let draws_at_or_above = (
+        layers.iter().filter(|l| at_or_above(l) > 0).count() as u64,
+        layers.iter().map(at_or_above).sum(),
+    );
     let p_rotation = poisson_sf(expected_rotation, observed);
     let col = |f: &dyn Fn(&LayerTest) -> f64| layers.iter().map(f).collect::<Vec<f64>>();
     Ok(Calibration {
@@ -120,6 +140,7 @@ pub fn summarize(name: &str, layers: &[LayerTest]) -> Result<Calibration> {
             k: TAIL_K,
             observed,
             expected_rotation,
+            draws_at_or_above,
             expected_exact_law: layers
                 .iter()
                 .map(|l| exact::ln_sf(l.units as u64, l.candidates as u64, TAIL_K).exp())
@@ -142,6 +163,16 @@ fn poisson_sf(mean: f64, k: u64) -> f64 {
             (j as f64 * mean.ln() - mean - statrs::function::gamma::ln_gamma(j as f64 + 1.0)).exp()
         })
         .sum();
+    // For small means the complement loses precision: sum the upper tail directly instead.
+    if mean < k as f64 {
+        let upper: f64 = (k..k + 200)
+            .map(|j| {
+                (j as f64 * mean.ln() - mean - statrs::function::gamma::ln_gamma(j as f64 + 1.0))
+                    .exp()
+            })
+            .sum();
+        return upper.min(1.0);
+    }
     (1.0 - below).max(0.0)
 }
 
@@ -215,6 +246,9 @@ mod tests {
         assert!((poisson_sf(1.0, 1) - (1.0 - (-1.0f64).exp())).abs() < 1e-12);
         assert!((poisson_sf(2.0, 3) - 0.323_323_583_816_936_5).abs() < 1e-12);
         assert_eq!(poisson_sf(0.0, 2), 0.0);
+        // Small mean, far tail: e^{-0.01} 0.01^4 / 4! (1 + 0.01/5 + …).
+        let want = (-0.01f64).exp() * 1e-8 / 24.0 * (1.0 + 0.01 / 5.0 + 1e-4 / 30.0);
+        assert!((poisson_sf(0.01, 4) / want - 1.0).abs() < 1e-6);
     }
 
     #[test]

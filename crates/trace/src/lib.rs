@@ -117,7 +117,32 @@
 //! using Spearman's normal approximation (which is still reported, as `spearman`), leaves
 //! degenerate units out, and randomizes the discrete per-layer p-values before combining them.
 //!
-//! CALIBRATION_TABLE
+//! *Calibration on the models at hand* (`tests/calibration.rs`, run with `cargo test -p
+//! nullprint-trace --test integration calibrate_ -- --ignored --nocapture`; measured with seed
+//! 23 for AntiBERTy × Whisper-base and seeds 0–1 for the MiniLM copies). Per-layer randomized
+//! p-values of layer pairs that are unrelated by construction; sizes as rejections / pairs with
+//! 95% Clopper–Pearson intervals; the K ≥ 4 column counts layer pairs with at least 4
+//! coincidences against the rotation null's expectation (Poisson at each pair's pooled mean)
+//! and the exact law's, with the Poisson probability of seeing at least that many:
+//!
+//! | layer pairs | units × draws | ΣK (rotation-null mean; exact law) | rotation size α = 0.01 | α = 0.05 | exact-law size α = 0.01 | α = 0.05 | K ≥ 4 (rotation; exact law), p |
+//! |---|---|---|---|---|---|---|---|
+//! | AntiBERTy × Whisper-base MLPs, all 96 (8 × 6 encoder + 6 decoder) | 512 × 12 | 30 (29.2; 24.0) | 2/96 = 0.021 [0.003, 0.073] | 9/96 = 0.094 [0.044, 0.171] | 2/96 = 0.021 [0.003, 0.073] | 6/96 = 0.062 [0.023, 0.131] | 1 (0.07; 0.01), p = 0.07 |
+//! | rotated, layer-shifted all-MiniLM-L6-v2, shifts 1–5 × 2 rotations × 6 layers = 60 | 384 × 12 | 48 (40.6; 15.0) | 1/60 = 0.017 [0.000, 0.089] | 5/60 = 0.083 [0.028, 0.184] | 7/60 = 0.117 [0.048, 0.226] | 13/60 = 0.217 [0.121, 0.342] | 0 (0.5; 0.0), p = 1 |
+//!
+//! The rotation draws' counts have variance/mean 0.98 (AntiBERTy × Whisper) and 1.01 (MiniLM),
+//! as the Poisson assumption needs. At α = 0.01 both sets are at level (the MiniLM copies were
+//! rejected in 19% of layer pairs by the exact law at full width; here 1.7%). At α = 0.05 both
+//! point estimates are above the level (9.4%, 8.3%) though both intervals contain it; the one
+//! AntiBERTy × Whisper pair with K = 4 (layer 4 × decoder layer 1, rotation draws 0–1) is the
+//! upper tail the rotation null does not fully explain. Not measured here: full width (2048
+//! units), which needs hours on two cores. all-MiniLM-L6-v2 vs paraphrase-MiniLM-L3-v2 (one
+//! family, no shared units layer for layer) is rejected (log10 p −249 at 256 units, 8 draws)
+//! and reported as "shared directions in a common residual basis", not shared units. Random
+//! initializations of real shapes and SmolLM2 against random models give uniform calibrated
+//! p-values in CI (KS p 0.47, 0.18). Derived models keep their power: int8 ONNX export log10 p
+//! −2814 (512 units, 8 draws), SmolLM2 with permuted neurons and noise −7140 (256 units),
+//! restacked SmolLM2 (verification of the mapped pairs) −7168.
 //!
 //! # Depth alignment (`align`)
 //!
