@@ -268,9 +268,10 @@ fn damage(m: &mut Mats, d: Damage) {
     }
 }
 
-/// Pruned, dead, zeroed, constant, duplicated and NaN units, on either side or both: never
-/// called related to an independent model; a layer with too few usable units is refused with
-/// the counts, and a model with none is not testable.
+/// Pruned, dead, zeroed, constant, duplicated and NaN units, on either side or both: the
+/// two-view test (rotation null and exact law) never calls the model related to an independent
+/// one, the same-index test rejects no more often than its level allows, a layer with too few
+/// usable units is refused with the counts, and a model with none is not testable.
 #[test]
 fn degenerate_units_never_fake_a_lineage() {
     let all = [
@@ -282,6 +283,7 @@ fn degenerate_units_never_fake_a_lineage() {
         Damage::DuplicatedUnits,
         Damage::DeadDown,
     ];
+    let mut same_index_rejections = 0;
     for (i, &d) in all.iter().enumerate() {
         for (j, sides) in [[true, false], [false, true], [true, true]]
             .iter()
@@ -313,10 +315,16 @@ fn degenerate_units_never_fake_a_lineage() {
                         r.exact_law.log10_p
                     );
                     assert!(
-                        r.verdict.starts_with("no evidence"),
+                        !r.verdict.starts_with("shared directions"),
                         "{what}: {}",
-                        r.verdict
+                        r.summary()
                     );
+                    // The same-index test is exact at α: over 21 independent cases one chance
+                    // rejection is expected 19% of the time, two 1.7%.
+                    if r.verdict.starts_with("shared units") {
+                        same_index_rejections += 1;
+                        eprintln!("{what}: same-index rejection:\n{}", r.summary());
+                    }
                     let excluded: usize = r
                         .layers
                         .iter()
@@ -344,6 +352,10 @@ fn degenerate_units_never_fake_a_lineage() {
             }
         }
     }
+    assert!(
+        same_index_rejections <= 1,
+        "{same_index_rejections} same-index rejections"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
