@@ -90,6 +90,9 @@ pub struct TraceArgs {
     /// Most hidden units matched per layer (seeded subsample beyond it, stated in the output).
     #[arg(long, default_value_t = 1024)]
     pub max_units: usize,
+    /// Draws of each calibrated null (random rotations, random sign flips) per layer pair.
+    #[arg(long, default_value_t = ::trace::csu::DEFAULT_NULL_DRAWS)]
+    pub null_draws: usize,
     /// Seed of every sampled choice.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

@@ -3,15 +3,18 @@
 
 use crate::matrices::sample_indices;
 use fingerprint::roles::Expert;
-use ndarray::Array2;
+use ndarray::{Array2, Axis};
 use rand::Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::exact::{self, Fisher};
-use super::lap::{assign_max, cosine};
+use super::lap::{assign_max, cosine, normalize_rows};
+use super::rotation::Orthogonal;
+use super::units::{self, Excluded, MIN_UNITS};
 use super::weights::{ResidualMap, View};
 use super::{log10, Error, LayerId, MlpSite, ModelWeights, Result, Skipped, CITATION};
+use null::nulls::NullInfo;
 use null::rng;
 
 /// Which two views of each unit are matched.
@@ -58,7 +61,16 @@ pub struct CsuOptions {
     pub max_tokens: usize,
     /// Layer pairs (A, B) to test; `None`: the dense MLPs paired by depth position.
     pub pairs: Option<Vec<(LayerId, LayerId)>>,
+    /// Draws of each calibrated null per layer pair (each costs two linear assignments).
+    pub null_draws: usize,
 }
+
+/// Default draws of the rotation null per layer pair, the number the calibration tables in
+/// the crate docs were measured with. The binomial comparison accounts for the error of a
+/// null mean estimated from few draws, so more draws add power on weak signals, not validity;
+/// a copied layer of `m` units already reaches `P(Bin(m + s, 1/13) ≥ m) ≈ 13^−m` (log10 p
+/// about −280 at 256 units). Each draw costs two linear assignments per layer pair.
+pub const DEFAULT_NULL_DRAWS: usize = 12;
 
 impl Default for CsuOptions {
     fn default() -> Self {
@@ -69,6 +81,7 @@ impl Default for CsuOptions {
             residual: ResidualAlign::Auto,
             max_tokens: 4096,
             pairs: None,
+            null_draws: DEFAULT_NULL_DRAWS,
         }
     }
 }
@@ -79,6 +92,12 @@ impl CsuOptions {
             return Err(Error::Invalid {
                 what: "max_units".into(),
                 reason: format!("{} is too few to match (at least 2)", self.max_units),
+            });
+        }
+        if self.null_draws == 0 {
+            return Err(Error::Invalid {
+                what: "null_draws".into(),
+                reason: "the calibrated null needs at least one draw".into(),
             });
         }
         if self.max_tokens < 2 {
@@ -104,6 +123,34 @@ pub struct IdentityTest {
     pub log10_p_randomized: f64,
 }
 
+/// The calibrated null of one layer pair: the statistic recomputed after random rotations of
+/// the query model's residual basis (see [`basis_null`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NullDraws {
+    /// Draws.
+    pub draws: usize,
+    /// Coincidences in each draw, in draw order.
+    pub coincidences: Vec<u64>,
+    /// Their mean, the null's expectation of `K`.
+    pub mean: f64,
+    /// Their variance (n − 1), to compare with the mean (Poisson: equal).
+    pub variance: f64,
+    /// Draws with at least the observed coincidences.
+    pub exceed: u64,
+    /// The rank p-value `(1 + exceed) / (1 + draws)` (exact under the null, floored at
+    /// `1 / (1 + draws)`).
+    pub p_rank: f64,
+    /// Its Monte-Carlo standard error `sqrt(p (1 − p) / draws)`.
+    pub mc_error: f64,
+    /// `P(X ≥ K)` for `X ~ Binomial(K + Σ draws, 1 / (1 + draws))`: the observed count against
+    /// the draws' counts, assuming they are Poisson with one mean (see the crate docs).
+    pub p: f64,
+    /// log10 of `p`, exact far below f64's range.
+    pub log10_p: f64,
+    /// log10 of the randomized version of `p` that enters Fisher's method.
+    pub log10_p_randomized: f64,
+}
+
 /// The matching test of one pair of MLPs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerTest {
@@ -123,22 +170,31 @@ pub struct LayerTest {
     pub width_a: usize,
     /// MLP width of B.
     pub width_b: usize,
+    /// A's units left out as degenerate before matching.
+    pub excluded_a: Excluded,
+    /// B's units left out as degenerate before matching.
+    pub excluded_b: Excluded,
     /// The model whose units were sampled and matched into the other's (`a` or `b`).
     pub query: String,
-    /// Units tested (sampled from the query model).
+    /// Units tested (sampled from the query model's usable units).
     pub units: usize,
-    /// Units of the other model they were matched into.
+    /// Usable units of the other model they were matched into.
     pub candidates: usize,
     /// Units on which the two views' matches coincide.
     pub coincidences: u64,
-    /// Expected coincidences under the null, `units / candidates`.
+    /// Expected coincidences under the exact law, `units / candidates`.
     pub expected: f64,
-    /// `P(K ≥ coincidences)` under the null (exact, conservative).
+    /// The calibrated p-value of the layer pair: the rotation null's `p` (see `basis`).
     pub p: f64,
     /// log10 of `p`.
     pub log10_p: f64,
-    /// log10 of the randomized p-value that enters Fisher's method.
+    /// log10 of the randomized p-value that enters Fisher's method (the rotation null's).
     pub log10_p_randomized: f64,
+    /// The rotation null: "do the two layers share directions in a common residual basis?"
+    pub basis: NullDraws,
+    /// The exact law of independent matchings (reference only: it does not hold for trained
+    /// MLPs, whose units' two views are aligned).
+    pub exact_law: ExactLaw,
     /// The unpermuted-copy test (equal widths only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<IdentityTest>,
@@ -149,6 +205,17 @@ pub struct LayerTest {
     pub spearman_log10_p_normal: f64,
     /// Mean cosine of the matched pairs, per view.
     pub mean_cos: [f64; 2],
+}
+
+/// `K` against the exact law of two independent uniform matchings ([`exact`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExactLaw {
+    /// `P(K ≥ coincidences)`.
+    pub p: f64,
+    /// log10 of `p`.
+    pub log10_p: f64,
+    /// log10 of the randomized p-value.
+    pub log10_p_randomized: f64,
 }
 
 /// How the residual bases were put in correspondence.
@@ -174,6 +241,51 @@ pub struct ResidualInfo {
     pub note: String,
 }
 
+/// A calibrated null, stated as every null of nullprint is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NullStatement {
+    /// The null's name, what it keeps and what it destroys.
+    #[serde(flatten)]
+    pub info: NullInfo,
+    /// What must hold for its p-values to be valid.
+    pub assumes: String,
+    /// Draws per layer pair.
+    pub draws: usize,
+    /// What a rejection means.
+    pub rejection_means: String,
+}
+
+/// The rotation null: [`LayerTest::basis`].
+pub fn basis_null(draws: usize) -> NullStatement {
+    NullStatement {
+        info: NullInfo {
+            name: "rotation".into(),
+            preserves: "each model's own geometry: every inner product between its unit \
+                        vectors, so each unit's up/down (gate/up) alignment and the layer's \
+                        spectrum; the units themselves"
+                .into(),
+            destroys: "any relation between the two models' residual bases: after a \
+                       Haar-random rotation of the query model's residual space, applied to \
+                       both views of its units, its vectors point in directions unrelated to \
+                       the other model's"
+                .into(),
+        },
+        assumes: "under independence the two models' residual bases are unrelated, i.e. the \
+                  pair's law does not change when one model's residual space is rotated (exact \
+                  for a model turned by a random orthogonal matrix); the draws' coincidence \
+                  counts and the observed one are Poisson with one mean (their dispersion is \
+                  reported as `variance`), so the observed count given the total is \
+                  Binomial(total, 1/(1 + draws)); layers independent for Fisher's method"
+            .into(),
+        draws,
+        rejection_means: "the two layers' unit vectors share directions in a common residual \
+                          basis: shared units (in any order), or only a shared residual basis \
+                          with shared features, as in models of one family; this test does not \
+                          tell the two apart (the same-index test shows unpermuted shared units)"
+            .into(),
+    }
+}
+
 /// The matching test of two models.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CsuResult {
@@ -187,12 +299,20 @@ pub struct CsuResult {
     pub model_a: String,
     /// Model B.
     pub model_b: String,
-    /// Fisher-combined p-value of the permutation-robust (two-view) test.
+    /// Fisher-combined p-value of the two-view test against the rotation null ("the models'
+    /// layers share directions in a common residual basis": shared units or a shared basis).
     pub p: f64,
     /// log10 of `p`, exact where `p` underflows.
     pub log10_p: f64,
     /// The combination behind `p`.
     pub fisher: Fisher,
+    /// The rotation null behind `p`.
+    pub null: NullStatement,
+    /// What the two-view and same-index results say together, in a sentence.
+    pub verdict: String,
+    /// Fisher-combined p-value against the exact law of independent matchings (reference
+    /// only: it rejects for unrelated trained models).
+    pub exact_law: Fisher,
     /// Fisher-combined unpermuted-copy test (layers of equal width only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<Fisher>,
@@ -213,19 +333,61 @@ pub struct CsuResult {
 }
 
 pub(crate) const METHOD: &str = "hidden units matched twice by linear assignment on the cosine \
-of their weight vectors (two views: gate/up rows, or up rows/down columns); coincidences of the \
-two matchings tested against their exact law under independence; layers combined by Fisher's \
-method on randomized p-values";
+of their weight vectors (two views: gate/up rows, or up rows/down columns), degenerate units \
+left out; the coincidences K of the two matchings compared with K recomputed after random \
+rotations of one model's residual basis; layers combined by Fisher's method on randomized p-values";
+
+/// The level at which [`CsuResult::verdict`] reads the combined p-values.
+pub const VERDICT_ALPHA: f64 = 0.01;
+
+/// The verdict sentence from the two-view (rotation null) and same-index combined p-values.
+pub(crate) fn verdict(basis: &Fisher, identity: Option<&Fisher>) -> String {
+    let lvl = VERDICT_ALPHA.log10();
+    let id = identity.map(|f| f.log10_p);
+    match (basis.log10_p <= lvl, id.is_some_and(|l| l <= lvl)) {
+        (_, true) => format!(
+            "shared units, unpermuted: units are matched to the unit of the same index beyond \
+             chance (same-index log10 p {:.1}; two-view log10 p {:.1}), at α = {VERDICT_ALPHA}",
+            id.unwrap_or(0.0),
+            basis.log10_p
+        ),
+        (true, false) => format!(
+            "shared directions in a common residual basis (two-view log10 p {:.1} against \
+             random rotations), at α = {VERDICT_ALPHA}: shared units in permuted order, or a \
+             shared residual basis without shared units (as in models of one family); this \
+             test does not tell the two apart, and the same-index test {}",
+            basis.log10_p,
+            match id {
+                Some(l) => format!("finds no unpermuted shared units (log10 p {l:.1})"),
+                None => "was not run (MLP widths differ)".into(),
+            }
+        ),
+        (false, false) => format!(
+            "no evidence of relation: two-view log10 p {:.1} against random rotations{}, at \
+             α = {VERDICT_ALPHA}",
+            basis.log10_p,
+            match id {
+                Some(l) => format!(", same-index log10 p {l:.1}"),
+                None => String::new(),
+            }
+        ),
+    }
+}
 
 impl CsuResult {
     /// A few lines for a terminal.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "csu: {} vs {}: log10 p = {:.1} (Fisher over {} layer pairs, two-view matching)\n",
+            "csu: {} vs {}: log10 p = {:.1} (rotation null, {} draws per layer pair; Fisher \
+             over {} layer pairs, two-view matching)\n  {}\n  exact law (reference, does not \
+             hold for trained MLPs): log10 p = {:.1}\n",
             self.model_a,
             self.model_b,
             self.log10_p,
-            self.layers.len()
+            self.null.draws,
+            self.layers.len(),
+            self.verdict,
+            self.exact_law.log10_p,
         );
         if let Some(id) = &self.identity {
             s.push_str(&format!(
@@ -234,17 +396,30 @@ impl CsuResult {
             ));
         }
         for l in &self.layers {
+            let ex = l.excluded_a.total() + l.excluded_b.total();
             s.push_str(&format!(
-                "  {} ↔ {}: {}/{} coincide (expected {:.2}), log10 p = {:.1}{}\n",
+                "  {} ↔ {}: {}/{} coincide (null mean {:.2}, exact law {:.2}), log10 p = {:.1} \
+                 (exact law {:.1}){}{}\n",
                 l.layer_a,
                 l.layer_b,
                 l.coincidences,
                 l.units,
+                l.basis.mean,
                 l.expected,
                 l.log10_p,
+                l.exact_law.log10_p,
                 match &l.identity {
                     Some(i) => format!("; same index: {} (log10 p {:.1})", i.matches, i.log10_p),
                     None => String::new(),
+                },
+                if ex > 0 {
+                    format!(
+                        "; degenerate units left out: {} of A, {} of B",
+                        l.excluded_a.total(),
+                        l.excluded_b.total()
+                    )
+                } else {
+                    String::new()
                 }
             ));
         }
@@ -337,11 +512,13 @@ pub fn csu(a: &ModelWeights, b: &ModelWeights, opts: &CsuOptions) -> Result<CsuR
         .collect();
     let mut layers = Vec::new();
     let mut ln_two = Vec::new();
+    let mut ln_exact = Vec::new();
     let mut ln_id = Vec::new();
     for o in outcomes {
         match o? {
             Ok(t) => {
                 ln_two.push(t.log10_p_randomized * std::f64::consts::LN_10);
+                ln_exact.push(t.exact_law.log10_p_randomized * std::f64::consts::LN_10);
                 if let Some(id) = &t.identity {
                     ln_id.push(id.log10_p_randomized * std::f64::consts::LN_10);
                 }
@@ -350,16 +527,19 @@ pub fn csu(a: &ModelWeights, b: &ModelWeights, opts: &CsuOptions) -> Result<CsuR
             Err(s) => skipped.push(s),
         }
     }
-    let fisher = exact::fisher(&ln_two).ok_or_else(|| Error::NotTestable {
-        reason: format!(
-            "no layer pair could be tested: {}",
-            skipped
-                .iter()
-                .map(|s| format!("{}: {}", s.what, s.reason))
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
-    })?;
+    let (Some(fisher), Some(exact_law)) = (exact::fisher(&ln_two), exact::fisher(&ln_exact)) else {
+        return Err(Error::NotTestable {
+            reason: format!(
+                "no layer pair could be tested: {}",
+                skipped
+                    .iter()
+                    .map(|s| format!("{}: {}", s.what, s.reason))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        });
+    };
+    let identity = exact::fisher(&ln_id);
     Ok(CsuResult {
         test: "csu".into(),
         method: METHOD.into(),
@@ -368,8 +548,11 @@ pub fn csu(a: &ModelWeights, b: &ModelWeights, opts: &CsuOptions) -> Result<CsuR
         model_b: b.name().into(),
         p: fisher.p,
         log10_p: fisher.log10_p,
+        verdict: verdict(&fisher, identity.as_ref()),
         fisher,
-        identity: exact::fisher(&ln_id),
+        null: basis_null(opts.null_draws),
+        exact_law,
+        identity,
         layers,
         skipped,
         subsampling: subsampling_statement(opts),
@@ -381,10 +564,12 @@ pub fn csu(a: &ModelWeights, b: &ModelWeights, opts: &CsuOptions) -> Result<CsuR
 
 pub(crate) fn subsampling_statement(opts: &CsuOptions) -> String {
     format!(
-        "per layer pair, at most {} units of the narrower MLP (all when it has no more; else a \
-         uniform sample without replacement, ChaCha8 seeded from seed {} and the pair's \
-         position) are matched into all units of the other",
-        opts.max_units, opts.seed
+        "per layer pair, degenerate units (non-finite, zero, constant, duplicated) are left out \
+         of both models; then at most {} usable units of the model with fewer (all when it has \
+         no more; else a uniform sample without replacement) are matched into all usable units \
+         of the other; the sample, the {} draws of each null and the randomized p-values use \
+         ChaCha8 streams seeded from seed {} and a hash of the pair's own weights",
+        opts.max_units, opts.null_draws, opts.seed
     )
 }
 
@@ -514,8 +699,109 @@ fn spearman_distinct(x: &[usize], y: &[usize]) -> f64 {
     1.0 - 6.0 * d2 / (nf * (nf * nf - 1.0))
 }
 
+/// 64-bit FNV-1a over the bits of some matrices: the identity of a layer pair, so that the
+/// randomization of each pair differs (Fowler, Noll, Vo; constants from the published
+/// specification).
+fn fingerprint_bits(seed: u64, mats: &[&Array2<f32>]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h = OFFSET;
+    let mut eat = |x: u64| {
+        for byte in x.to_le_bytes() {
+            h ^= byte as u64;
+            h = h.wrapping_mul(PRIME);
+        }
+    };
+    eat(seed);
+    for m in mats {
+        eat(m.nrows() as u64);
+        eat(m.ncols() as u64);
+        for &v in m.iter() {
+            eat(v.to_bits() as u64);
+        }
+    }
+    h
+}
+
+/// Both views' matchings of `q`'s rows into `c`'s rows (unit-length rows), and the mean
+/// cosine of each.
+fn matchings(q: &[Array2<f32>], c: &[Array2<f32>]) -> Result<(Vec<Vec<usize>>, [f64; 2])> {
+    let mut out = Vec::with_capacity(2);
+    let mut mean_cos = [0.0f64; 2];
+    for (vi, (qv, cv)) in q.iter().zip(c).enumerate() {
+        let mut sim = qv.dot(&cv.t());
+        sim.mapv_inplace(|v| if v.is_finite() { v } else { 0.0 });
+        let sigma = assign_max(&sim)?;
+        mean_cos[vi] = sigma
+            .iter()
+            .enumerate()
+            .map(|(i, &j)| sim[(i, j)] as f64)
+            .sum::<f64>()
+            / qv.nrows().max(1) as f64;
+        out.push(sigma);
+    }
+    Ok((out, mean_cos))
+}
+
+fn coincidences(s: &[Vec<usize>]) -> u64 {
+    s[0].iter().zip(&s[1]).filter(|(p, q)| p == q).count() as u64
+}
+
+/// `K` recomputed after `draws` Haar-random rotations of the query's residual basis (the same
+/// rotation for both views of a draw), against the observed `k`.
+fn null_draws(
+    q: &[Array2<f32>],
+    c: &[Array2<f32>],
+    seed: u64,
+    draws: usize,
+    k: u64,
+    u: f64,
+) -> Result<NullDraws> {
+    let h = q[0].ncols();
+    let ks: Vec<u64> = (0..draws as u64)
+        .into_par_iter()
+        .map(|d| {
+            let t = Orthogonal::haar(h, &mut rng::stream(seed, d));
+            let turned: Vec<Array2<f32>> = q
+                .iter()
+                .map(|v| {
+                    let mut v = v.clone();
+                    t.apply_rows(&mut v);
+                    v
+                })
+                .collect();
+            Ok(coincidences(&matchings(&turned, c)?.0))
+        })
+        .collect::<Result<_>>()?;
+    let n = ks.len().max(1) as f64;
+    let sum: u64 = ks.iter().sum();
+    let mean = sum as f64 / n;
+    let variance = if ks.len() > 1 {
+        ks.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        f64::NAN
+    };
+    let exceed = ks.iter().filter(|&&x| x >= k).count() as u64;
+    let p_rank = (1.0 + exceed as f64) / (1.0 + n);
+    let pi = 1.0 / (1.0 + n);
+    let ln_p = exact::ln_binomial_sf(k + sum, pi, k);
+    Ok(NullDraws {
+        draws: ks.len(),
+        mean,
+        variance,
+        exceed,
+        p_rank,
+        mc_error: (p_rank * (1.0 - p_rank) / n).sqrt(),
+        p: ln_p.exp(),
+        log10_p: log10(ln_p),
+        log10_p_randomized: log10(exact::ln_binomial_randomized(k + sum, pi, k, u)),
+        coincidences: ks,
+    })
+}
+
 /// The matching test of one pair of MLP sites; `Err(Skipped)` when they cannot be compared.
-/// `index` seeds the unit sample and the randomization.
+/// The unit sample, the null draws and the randomization are seeded from `opts.seed` and the
+/// pair's own weights; `_index` (the pair's position) is not used.
 pub(crate) fn test_sites(
     a: &ModelWeights,
     x: &MlpSite,
@@ -523,7 +809,7 @@ pub(crate) fn test_sites(
     y: &MlpSite,
     map: Option<&ResidualMap>,
     opts: &CsuOptions,
-    index: u64,
+    _index: u64,
 ) -> Result<std::result::Result<LayerTest, Skipped>> {
     let what = {
         let side = |s: &MlpSite| match s.expert {
@@ -542,75 +828,92 @@ pub(crate) fn test_sites(
         Ok(v) => v,
         Err(reason) => return Ok(Err(Skipped { what, reason })),
     };
-    // The narrower MLP is the query: its (sampled) units are matched into all of the other's.
-    let a_is_query = x.width <= y.width;
-    let (qw, cw) = if a_is_query {
-        (x.width, y.width)
-    } else {
-        (y.width, x.width)
+    let load = |w: &ModelWeights, s: &MlpSite, m: Option<&ResidualMap>| -> Result<Vec<_>> {
+        views
+            .iter()
+            .map(|&v| w.unit_view(s, v, None, m, None))
+            .collect()
     };
-    if qw < 2 {
+    let va = load(a, x, None)?;
+    let vb = load(b, y, map)?;
+    let (keep_a, excluded_a) = units::screen(&va);
+    let (keep_b, excluded_b) = units::screen(&vb);
+    if keep_a.len() < MIN_UNITS || keep_b.len() < MIN_UNITS {
+        let side = |name: &str, w: usize, k: usize, e: &Excluded| {
+            format!(
+                "{name} keeps {k} of {w} units ({} non-finite, {} zero, {} constant, {} \
+                 duplicated)",
+                e.non_finite, e.zero, e.constant, e.duplicate
+            )
+        };
         return Ok(Err(Skipped {
             what,
-            reason: format!("an MLP has {qw} unit(s)"),
+            reason: format!(
+                "too few usable units: {}; {}; at least {MIN_UNITS} are needed",
+                side(a.name(), x.width, keep_a.len(), &excluded_a),
+                side(b.name(), y.width, keep_b.len(), &excluded_b)
+            ),
         }));
     }
-    let m = opts.max_units.min(qw);
-    let sample = if m < qw {
-        Some(sample_indices(qw, m, rng::child_seed(opts.seed, 2 * index)))
+    let pair_seed = fingerprint_bits(opts.seed, &[&va[0], &va[1], &vb[0], &vb[1]]);
+    // The model with fewer usable units is the query: its (sampled) units are matched into
+    // all usable units of the other.
+    let a_is_query = keep_a.len() <= keep_b.len();
+    let (qv, qkeep, cv, ckeep) = if a_is_query {
+        (&va, &keep_a, &vb, &keep_b)
     } else {
-        None
+        (&vb, &keep_b, &va, &keep_a)
     };
-    let units: Vec<usize> = sample.clone().unwrap_or_else(|| (0..qw).collect());
-    let mut matches: Vec<Vec<usize>> = Vec::with_capacity(2);
-    let mut mean_cos = [0.0f64; 2];
-    for (vi, &view) in views.iter().enumerate() {
-        let va = a.unit_view(
-            x,
-            view,
-            if a_is_query { sample.as_deref() } else { None },
-            None,
-            None,
-        )?;
-        let vb = b.unit_view(
-            y,
-            view,
-            if a_is_query { None } else { sample.as_deref() },
-            map,
-            None,
-        )?;
-        let sim = if a_is_query {
-            cosine(va.view(), vb.view())?
-        } else {
-            cosine(vb.view(), va.view())?
-        };
-        let sigma = assign_max(&sim)?;
-        mean_cos[vi] = sigma
-            .iter()
-            .enumerate()
-            .map(|(i, &j)| sim[(i, j)] as f64)
-            .sum::<f64>()
-            / m as f64;
-        matches.push(sigma);
-    }
-    let (s1, s2) = (&matches[0], &matches[1]);
-    let k = s1.iter().zip(s2).filter(|(p, q)| p == q).count() as u64;
-    let (mu, nu) = (m as u64, cw as u64);
-    let mut r = rng::stream(opts.seed, 2 * index + 1);
-    let u1: f64 = 1.0 - r.gen::<f64>();
-    let u2: f64 = 1.0 - r.gen::<f64>();
-    let ln_p = exact::ln_sf(mu, nu, k);
+    let m = opts.max_units.min(qkeep.len());
+    let units: Vec<usize> = sample_indices(qkeep.len(), m, rng::child_seed(pair_seed, 0))
+        .into_iter()
+        .map(|i| qkeep[i])
+        .collect();
+    let q: Vec<Array2<f32>> = qv
+        .iter()
+        .map(|v| normalize_rows(v.select(Axis(0), &units).view()))
+        .collect();
+    let c: Vec<Array2<f32>> = cv
+        .iter()
+        .map(|v| normalize_rows(v.select(Axis(0), ckeep).view()))
+        .collect();
+    let (sig, mean_cos) = matchings(&q, &c)?;
+    let k = coincidences(&sig);
+    let mut r = rng::stream(pair_seed, 0);
+    let mut uniform = || 1.0 - r.gen::<f64>();
+    let (u_basis, u_exact, u_id) = (uniform(), uniform(), uniform());
+    let basis = null_draws(
+        &q,
+        &c,
+        rng::child_seed(pair_seed, 1),
+        opts.null_draws,
+        k,
+        u_basis,
+    )?;
+    let (mu, nu) = (m as u64, ckeep.len() as u64);
+    let ln_exact = exact::ln_sf(mu, nu, k);
     let identity = (x.width == y.width).then(|| {
-        let hits = s1.iter().zip(&units).filter(|(j, u)| *j == *u).count() as u64;
-        let ln = exact::ln_sf(mu, nu, hits);
+        // Under a uniform relabelling of the candidate model's usable units among themselves,
+        // the first-view matching restricted to the query units whose index is also usable on
+        // the other side is a uniform injection into the usable candidates: the exact law of
+        // `eligible` units into `candidates` (degenerate sets shared by both models, such as
+        // one pruning pattern, then add nothing).
+        let usable: std::collections::BTreeSet<usize> = ckeep.iter().copied().collect();
+        let eligible = units.iter().filter(|u| usable.contains(u)).count() as u64;
+        let hits = sig[0]
+            .iter()
+            .zip(&units)
+            .filter(|(j, u)| ckeep[**j] == **u)
+            .count() as u64;
+        let ln = exact::ln_sf(eligible, nu, hits);
         IdentityTest {
             matches: hits,
             p: ln.exp(),
             log10_p: log10(ln),
-            log10_p_randomized: log10(exact::ln_randomized(mu, nu, hits, u2)),
+            log10_p_randomized: log10(exact::ln_randomized(eligible, nu, hits, u_id)),
         }
     });
-    let rho = spearman_distinct(s1, s2);
+    let rho = spearman_distinct(&sig[0], &sig[1]);
     Ok(Ok(LayerTest {
         layer_a: x.layer,
         layer_b: y.layer,
@@ -619,14 +922,22 @@ pub(crate) fn test_sites(
         views: [views[0].label().into(), views[1].label().into()],
         width_a: x.width,
         width_b: y.width,
+        excluded_a,
+        excluded_b,
         query: if a_is_query { "a" } else { "b" }.into(),
         units: m,
-        candidates: cw,
+        candidates: ckeep.len(),
         coincidences: k,
-        expected: m as f64 / cw as f64,
-        p: ln_p.exp(),
-        log10_p: log10(ln_p),
-        log10_p_randomized: log10(exact::ln_randomized(mu, nu, k, u1)),
+        expected: m as f64 / ckeep.len() as f64,
+        p: basis.p,
+        log10_p: basis.log10_p,
+        log10_p_randomized: basis.log10_p_randomized,
+        basis,
+        exact_law: ExactLaw {
+            p: ln_exact.exp(),
+            log10_p: log10(ln_exact),
+            log10_p_randomized: log10(exact::ln_randomized(mu, nu, k, u_exact)),
+        },
         identity,
         spearman: rho,
         spearman_log10_p_normal: log10(exact::ln_normal_sf(rho * ((m as f64) - 1.0).sqrt())),

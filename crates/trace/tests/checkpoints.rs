@@ -2,7 +2,7 @@
 Weight-level trace tests ([`trace`]) on real checkpoints and on models derived from them
 in the tests.
 
-* Null calibration: the matching test's p-values must be uniform (Kolmogorov–Smirnov) for
+* Null calibration: the matching test's calibrated p-values must be uniform (Kolmogorov–Smirnov) for
   randomly initialized models of real shapes over many seeds, for real models against random
   ones, and for unrelated real models (AntiBERTy vs Whisper-base, the one unrelated pair here
   with equal hidden size and MLP width; and, with their residual coordinates truncated to a
@@ -10,8 +10,9 @@ in the tests.
   of coordinates is as good as any other).
 * Power: models derived from real weights (fine-tune noise, permuted neurons, permuted and
   sign-flipped residual coordinates, int8 quantization, inserted/duplicated/dropped layers, MoE
-  experts upcycled from a dense MLP) must give p < 1e-6, and the alignment must recover the
-  construction exactly.
+  experts upcycled from a dense MLP) must give log10 p < −100 against the calibrated (rotation)
+  null, and the alignment must recover the construction exactly. The calibration of that null
+  on unrelated trained models is in `calibration.rs`.
 
 Real models are found under `$NULLPRINT_MODELS` (default `~/.cache/nullprint-models`); a test
 whose model is absent prints `SKIPPED` and returns.
@@ -188,10 +189,15 @@ fn truncate_hidden(m: &Mats, h: usize) -> Mats {
         .collect()
 }
 
+/// Null draws in these tests: enough for the calibrated null to exist and for a copied layer
+/// of `m` units to reach `P(Bin(m + s, 1/9) ≥ m) ≈ 9^−m`, cheap enough for CI.
+const DRAWS: usize = 8;
+
 fn fast(max_units: usize, seed: u64) -> CsuOptions {
     CsuOptions {
         max_units,
         seed,
+        null_draws: DRAWS,
         ..Default::default()
     }
 }
@@ -394,7 +400,8 @@ fn permuted_noisy_copy_is_detected() {
     let b = ModelWeights::in_memory("smollm2-noisy-permuted", permuted);
     let r = trace::csu(&a, &b, &fast(256, 4)).unwrap();
     eprintln!("{}", r.summary());
-    assert!(r.log10_p < -6.0, "log10 p = {}", r.log10_p);
+    assert!(r.log10_p < -100.0, "log10 p = {}", r.log10_p);
+    assert!(r.verdict.starts_with("shared directions"), "{}", r.verdict);
     assert!(r
         .layers
         .iter()
@@ -407,7 +414,7 @@ fn permuted_noisy_copy_is_detected() {
     );
     let c = ModelWeights::in_memory("smollm2-noisy", noisy);
     let r = trace::csu(&a, &c, &fast(256, 4)).unwrap();
-    assert!(r.log10_p < -6.0 && r.identity.unwrap().log10_p < -6.0);
+    assert!(r.log10_p < -100.0 && r.identity.unwrap().log10_p < -6.0);
     let json = serde_json::to_value(&r.layers[0]).unwrap();
     for k in [
         "p",
@@ -446,7 +453,8 @@ fn residual_permutation_is_undone_by_the_embeddings() {
     assert_eq!(r.residual.method, "embedding");
     assert!(r.residual.mean_abs_cos.unwrap() > 0.9);
     assert!(r.residual.identity_fraction.unwrap() < 0.05);
-    assert!(r.log10_p < -6.0, "log10 p = {}", r.log10_p);
+    assert!(r.log10_p < -100.0, "log10 p = {}", r.log10_p);
+    assert!(r.verdict.starts_with("shared directions"), "{}", r.verdict);
     let off = trace::csu(
         &a,
         &b,
@@ -473,7 +481,12 @@ fn int8_onnx_export_is_a_copy() {
     eprintln!("{}", r.summary());
     assert_eq!(r.layers.len(), 6);
     assert_eq!(r.residual.identity_fraction, Some(1.0));
-    assert!(r.log10_p < -6.0 && r.identity.as_ref().unwrap().log10_p < -6.0);
+    assert!(r.log10_p < -100.0 && r.identity.as_ref().unwrap().log10_p < -6.0);
+    assert!(
+        r.verdict.starts_with("shared units, unpermuted"),
+        "{}",
+        r.verdict
+    );
     assert!(r
         .layers
         .iter()
@@ -528,6 +541,14 @@ fn restack(a: &Mats, src: &[Option<u32>], seed: u64) -> Mats {
     out
 }
 
+/// Default alignment, verified with the matching test at this file's null draws.
+fn verified() -> trace::AlignOptions {
+    trace::AlignOptions {
+        verify: Some(fast(256, 0)),
+        ..Default::default()
+    }
+}
+
 fn mapped(r: &trace::AlignResult) -> Vec<Option<u32>> {
     r.mapping.iter().map(|m| m.a.map(|l| l.layer)).collect()
 }
@@ -554,7 +575,7 @@ fn inserted_duplicated_and_dropped_layers_are_recovered() {
     src.extend((6..30).filter(|&i| i != 10).map(Some));
     let b = ModelWeights::in_memory("smollm2-restacked", restack(&base, &src, 20));
     let a = ModelWeights::in_memory("smollm2", base);
-    let r = trace::align(&a, &b, &trace::AlignOptions::default()).unwrap();
+    let r = trace::align(&a, &b, &verified()).unwrap();
     eprintln!("{}", r.summary());
     assert_eq!(mapped(&r), src);
     assert_eq!(r.inserted, vec![LayerId::new(7)]);
@@ -566,7 +587,7 @@ fn inserted_duplicated_and_dropped_layers_are_recovered() {
         "{:?}",
         r.nulls
     );
-    assert!(r.log10_p < -6.0, "verification log10 p = {}", r.log10_p);
+    assert!(r.log10_p < -100.0, "verification log10 p = {}", r.log10_p);
     assert_eq!(r.verification.as_ref().unwrap().layers.len(), 30);
 }
 
@@ -582,11 +603,11 @@ fn restacked_minilm_with_permuted_residual_is_recovered() {
     permute_residual(&mut d, 31);
     let a = ModelWeights::in_memory("minilm", base);
     let b = ModelWeights::in_memory("minilm-restacked", d);
-    let r = trace::align(&a, &b, &trace::AlignOptions::default()).unwrap();
+    let r = trace::align(&a, &b, &verified()).unwrap();
     eprintln!("{}", r.summary());
     assert_eq!(mapped(&r), src);
     assert_eq!(r.dropped, vec![LayerId::new(4)]);
-    assert!(r.log10_p < -6.0, "verification log10 p = {}", r.log10_p);
+    assert!(r.log10_p < -100.0, "verification log10 p = {}", r.log10_p);
 }
 
 /// Depth alignment from fingerprints alone: SmolLM2's fingerprint restacked row by row.
@@ -714,7 +735,7 @@ fn upcycled_experts_are_found() {
     };
     let r = trace::upcycle(&moe, &dense, &opts).unwrap();
     eprintln!("{}", r.summary());
-    assert!(r.log10_p < -6.0);
+    assert!(r.log10_p < -100.0, "log10 p = {}", r.log10_p);
     assert_eq!(r.layers.len(), 4);
     let want = vec![
         Expert::Index(0),
@@ -776,9 +797,10 @@ fn different_layers_stay_below_the_alignment_threshold() {
     }
 }
 
-/// The heavy calibration behind the numbers in the module docs, for `just bench`: every
-/// unrelated gated pair at full width (up to 2048 units matched into 4864), and AntiBERTy vs
-/// Whisper-base at full width; prints timings. About a minute in release.
+/// Uniformity (KS) of the calibrated p-values at full width: every unrelated gated pair (up to
+/// 2048 units matched into 4864) and AntiBERTy vs Whisper-base; prints timings. With the
+/// rotation null's draws this takes hours on two cores; the size and tail checks of the crate
+/// docs' table are `calibration.rs`'s `calibrate_*` tests.
 #[test]
 #[ignore]
 fn calibration_full_width() {

@@ -1,4 +1,5 @@
 //! Integration tests of the weight-level lineage tests and the matrix reader they use.
 
+mod calibration;
 mod checkpoints;
 mod matrices;

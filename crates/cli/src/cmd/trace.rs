@@ -19,6 +19,7 @@ pub fn run(a: TraceArgs) -> Result<()> {
     let csu_opts = CsuOptions {
         max_units: a.max_units,
         seed: a.seed,
+        null_draws: a.null_draws,
         ..Default::default()
     };
     let mut results = serde_json::Map::new();
@@ -33,10 +34,14 @@ pub fn run(a: TraceArgs) -> Result<()> {
                 Err(e) => skip(&mut results, &mut text, "csu", &e.to_string(), a.test)?,
             },
             TraceTest::Align => {
-                let opts = AlignOptions {
+                let mut opts = AlignOptions {
                     seed: a.seed,
                     ..Default::default()
                 };
+                if let Some(v) = opts.verify.as_mut() {
+                    v.seed = a.seed;
+                    v.null_draws = a.null_draws;
+                }
                 match align(&wa, &wb, &opts) {
                     Ok(r) => {
                         text.push(r.summary());
