@@ -160,7 +160,7 @@ pub fn derive(base: &ModelSource, dir: &Path, opts: &Options) -> Result<Derived>
         noise_std,
         layer_map: layout.layer_map.clone(),
         skipped: layout.skipped.clone(),
-        nullprint_version: env!("CARGO_PKG_VERSION").into(),
+        nullprint_version: fingerprint::build::version().into(),
     };
 
     let partial = dir.join(format!(".model.safetensors.{}.tmp", std::process::id()));

@@ -109,7 +109,7 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
         banner: Some("Simulated data: independent random-walk curves sharing a depth trend, as real per-layer std curves do.".into()),
         provenance: rm::Provenance {
             tool: "nullprint".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
+            version: fingerprint::build::version().into(),
             command_line: vec!["nullprint".into(), "calibrate".into(), format!("--replicates={}", a.replicates), format!("--samples={}", a.samples), format!("--seed={}", a.seed)],
             reproduce: vec!["just calibrate".into()],
             seeds: vec![rm::Seed { label: "simulation master seed".into(), value: a.seed }],

@@ -623,7 +623,7 @@ fn build_report(c: &Ctx<'_>) -> Result<rm::Report> {
     let id = &exp.experiment.id;
     let provenance = rm::Provenance {
         tool: "nullprint".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
+        version: fingerprint::build::version().into(),
         command_line: vec!["nullprint".into(), "reproduce".into(), c.experiment_path.display().to_string()],
         reproduce: vec![
             "pip install rust-just   # or: cargo install just".into(),
