@@ -82,3 +82,30 @@ dist: build-dev
 # Build the Python wheel (the release binary packaged by maturin from PyPI) into target/dist/.
 wheel:
     python3 -m pip wheel --no-deps --wheel-dir "{{target_dir}}/dist" .
+
+# `pip install .` into a fresh venv, then fingerprint a real model with the installed binary from
+# another directory and compare with the cargo build (`just test` or `just build-dev` first). The
+# wheel reuses that dev-profile build (only the binary is relinked); `just wheel` builds release.
+wheel-check model=(models_dir / "all-minilm-l6-v2/model.safetensors"):
+    #!/usr/bin/env bash
+    set -euo pipefail
+    scratch="$(mktemp -d)"
+    trap 'rm -rf "$scratch"' EXIT
+    model="$(realpath "{{model}}")"
+    "{{nullprint_dev}}" fingerprint "$model" --no-cache -o "$scratch/cargo.json"
+    python3 -m venv "$scratch/venv"
+    MATURIN_PEP517_ARGS="--profile dev" "$scratch/venv/bin/pip" install --quiet \
+        --disable-pip-version-check .
+    cd "$scratch"
+    export PATH="$scratch/venv/bin:$PATH"
+    nullprint --version
+    python -m nullprint --version
+    nullprint fingerprint "$model" --no-cache -o wheel.json
+    python - <<'PY'
+    import json
+    cargo, wheel = (json.load(open(n)) for n in ("cargo.json", "wheel.json"))
+    for fp in (cargo, wheel):
+        del fp["model"]["command"]  # names the binary's path
+    assert cargo == wheel, "the wheel's nullprint fingerprints differently from the cargo build"
+    print(f"wheel: nullprint fingerprint matches the cargo build ({len(wheel['tensors'])} tensors)")
+    PY
