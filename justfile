@@ -84,9 +84,9 @@ wheel:
     python3 -m pip wheel --no-deps --wheel-dir "{{target_dir}}/dist" .
 
 # `pip install .` into a fresh venv, then fingerprint a real model with the installed binary from
-# another directory and compare with the cargo build (`just test` or `just build-dev` first). The
-# wheel reuses that dev-profile build (only the binary is relinked); `just wheel` builds release.
-wheel-check model=(models_dir / "all-minilm-l6-v2/model.safetensors"):
+# another directory and compare with the cargo build. The wheel reuses the dev-profile build that
+# `just test` made (only the binary is relinked); `just wheel` builds the release wheel.
+wheel-check model=(models_dir / "all-minilm-l6-v2/model.safetensors"): build-dev
     #!/usr/bin/env bash
     set -euo pipefail
     scratch="$(mktemp -d)"
@@ -106,6 +106,9 @@ wheel-check model=(models_dir / "all-minilm-l6-v2/model.safetensors"):
     cargo, wheel = (json.load(open(n)) for n in ("cargo.json", "wheel.json"))
     for fp in (cargo, wheel):
         del fp["model"]["command"]  # names the binary's path
-    assert cargo == wheel, "the wheel's nullprint fingerprints differently from the cargo build"
+    differ = [k for k in cargo if cargo[k] != wheel.get(k)] + [
+        "model." + k for k in cargo["model"] if cargo["model"][k] != wheel["model"].get(k)
+    ]
+    assert cargo == wheel, f"the wheel's nullprint differs from the cargo build in {differ}"
     print(f"wheel: nullprint fingerprint matches the cargo build ({len(wheel['tensors'])} tensors)")
     PY
