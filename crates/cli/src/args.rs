@@ -6,7 +6,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// Test model-lineage fingerprint claims against chance.
 #[derive(Debug, Parser)]
-#[command(name = "nullprint", version, about, long_about = None)]
+/// `--version` names the git commit and features too (build.rs), as every provenance record does.
+#[command(name = "nullprint", version = env!("NULLPRINT_BUILD"), about, long_about = None)]
 pub struct Cli {
     /// Print the whole error chain on failure.
     #[arg(short, long, global = true)]
@@ -42,6 +43,29 @@ pub enum Command {
     Trace(TraceArgs),
     /// Check that every null's p-values are uniform on simulated unrelated curves.
     Calibrate(CalibrateArgs),
+    /// Print a shell completion script, e.g. `source <(nullprint completions bash)`.
+    Completions(CompletionsArgs),
+    /// Print the man page, or write one page per subcommand into a directory.
+    Man(ManArgs),
+}
+
+/// `nullprint completions`.
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `nullprint man`.
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// Write nullprint.1 and nullprint-SUBCOMMAND.1 here instead of printing nullprint.1.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Overwrite existing pages.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `nullprint calibrate`.

@@ -12,6 +12,8 @@ mod progress;
 mod save;
 
 fn main() -> ExitCode {
+    // Every fingerprint, derivation record and report names the build `--version` prints.
+    fingerprint::build::set(env!("NULLPRINT_BUILD"));
     let cli = args::Cli::parse();
     let verbose = cli.verbose;
     if let Some(n) = cli.threads {

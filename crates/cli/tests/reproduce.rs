@@ -39,9 +39,32 @@ fn committed_report_is_reproduced_at_any_thread_count() {
         &std::fs::read(workspace().join("reports/honestagi/report.json")).unwrap(),
     )
     .unwrap();
-    // Everything but the command line (it names the output directory) is identical.
+    // The report names the build that wrote it, as `nullprint --version` does.
+    let version = Command::new(env!("CARGO_BIN_EXE_nullprint"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let version = String::from_utf8(version.stdout).unwrap();
+    assert_eq!(
+        format!(
+            "nullprint {}\n",
+            one["provenance"]["version"].as_str().unwrap()
+        ),
+        version
+    );
+    // The committed report was written by this release (its commit is older than the commit
+    // holding it, so that part cannot match).
+    let committed_version = committed["provenance"]["version"].as_str().unwrap();
+    assert!(
+        committed_version == env!("CARGO_PKG_VERSION")
+            || committed_version.starts_with(concat!(env!("CARGO_PKG_VERSION"), " (git ")),
+        "reports/honestagi/report.json was written by nullprint {committed_version}"
+    );
+    // Everything but the command line (it names the output directory) and the build is
+    // identical.
     let strip = |mut v: serde_json::Value| {
         v["provenance"]["command_line"] = serde_json::Value::Null;
+        v["provenance"]["version"] = serde_json::Value::Null;
         v
     };
     assert_eq!(

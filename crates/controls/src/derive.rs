@@ -160,7 +160,7 @@ pub fn derive(base: &ModelSource, dir: &Path, opts: &Options) -> Result<Derived>
         noise_std,
         layer_map: layout.layer_map.clone(),
         skipped: layout.skipped.clone(),
-        nullprint_version: env!("CARGO_PKG_VERSION").into(),
+        nullprint_version: fingerprint::build::version().into(),
     };
 
     // Removed on any error (its Drop); moved into place only when complete.

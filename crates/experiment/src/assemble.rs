@@ -19,9 +19,6 @@ use crate::positive_controls::Scored;
 use crate::spec::Experiment;
 use crate::verdict;
 
-/// The version recorded in every report's provenance.
-pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
-
 /// A Clopper–Pearson 95% interval, as every rate and p of the statistics crate computes it.
 pub fn interval(i: (f64, f64)) -> rm::Interval {
     rm::Interval {
@@ -250,7 +247,7 @@ pub fn report(a: &Analysis) -> Result<rm::Report> {
     let id = &exp.experiment.id;
     let provenance = rm::Provenance {
         tool: "nullprint".into(),
-        version: TOOL_VERSION.into(),
+        version: fingerprint::build::version().into(),
         command_line: vec![
             "nullprint".into(),
             "reproduce".into(),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use null::calibrate::{Calibration, FullCalibration};
 use report::model as rm;
 
-use crate::assemble::{rejection_rows, slug, TOOL_VERSION};
+use crate::assemble::{rejection_rows, slug};
 use crate::error::Result;
 use crate::policy;
 
@@ -82,7 +82,7 @@ pub fn report(cfg: &FullCalibration, results: &[Calibration]) -> Result<rm::Repo
         banner: Some("Simulated data: independent random-walk curves sharing a depth trend, as real per-layer std curves do.".into()),
         provenance: rm::Provenance {
             tool: "nullprint".into(),
-            version: TOOL_VERSION.into(),
+            version: fingerprint::build::version().into(),
             command_line: vec![
                 "nullprint".into(),
                 "calibrate".into(),

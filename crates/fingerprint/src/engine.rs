@@ -310,7 +310,7 @@ pub fn fingerprint(src: &ModelSource, opts: &Options<'_>) -> Result<Fingerprint>
             architecture: plan.architecture.clone(),
             config: plan.config.clone(),
             files,
-            nullprint_version: env!("CARGO_PKG_VERSION").into(),
+            nullprint_version: crate::build::version().into(),
             command: opts.command.clone(),
             derived: None,
         },

@@ -7,6 +7,7 @@
 //! [`Fingerprint`].
 #![deny(missing_docs)]
 
+pub mod build;
 pub mod cache;
 pub mod config;
 pub mod dtype;

@@ -81,7 +81,7 @@ pub fn run(mut a: FingerprintArgs) -> Result<()> {
     let mut stdout_prints = Vec::new();
     for (i, (model, target)) in a.models.iter().zip(&targets).enumerate() {
         let src = if a.download {
-            fingerprint::hub::download(model, a.revision.as_deref())?
+            download(model, a.revision.as_deref())?
         } else {
             source::resolve(model)?
         };
@@ -188,4 +188,14 @@ fn file_safe(model: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(feature = "download")]
+fn download(model: &str, revision: Option<&str>) -> Result<fingerprint::source::ModelSource> {
+    Ok(fingerprint::hub::download(model, revision)?)
+}
+
+#[cfg(not(feature = "download"))]
+fn download(model: &str, _revision: Option<&str>) -> Result<fingerprint::source::ModelSource> {
+    bail!("cannot download {model}: this nullprint was built without the `download` feature")
 }

@@ -8,8 +8,10 @@ mod baselines;
 mod calibrate;
 mod common;
 mod compare;
+mod completions;
 mod derive;
 mod fingerprint;
+mod man;
 mod matrix;
 mod nulltest;
 mod reproduce;
@@ -29,6 +31,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Matrix(a) => matrix::run(a),
         Command::Trace(a) => trace::run(a),
         Command::Calibrate(a) => calibrate::run(a),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => man::run(a),
     }
 }
 
