@@ -17,11 +17,15 @@ pub mod format;
 pub mod hash;
 #[cfg(feature = "download")]
 pub mod hub;
+#[cfg(feature = "remote")]
+pub mod remote;
 pub mod roles;
 pub mod source;
 pub mod stats;
 
 pub use error::{Error, Result};
-pub use fingerprint::{DerivedFrom, Fingerprint, ModelInfo, StdRow, StdRows, TensorRow};
+pub use fingerprint::{
+    DerivedFrom, Fingerprint, ModelInfo, RemoteRead, StdRow, StdRows, TensorRow,
+};
 pub use roles::{Expert, Role, RoleKey};
 pub use stats::{Accumulator, TensorStats};

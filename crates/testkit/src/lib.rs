@@ -5,6 +5,7 @@
 //! passing in silence.
 #![deny(missing_docs)]
 
+pub mod hub;
 pub mod zip;
 
 use std::io::Write;
