@@ -43,7 +43,8 @@ pub struct HttpConfig {
     pub max_retry_after: Duration,
     /// Range requests in flight at once.
     pub concurrency: usize,
-    /// Most tensor bytes held in memory at once (one batch of work).
+    /// Most tensor bytes held in memory at once: the batch being read and the next one,
+    /// fetched meanwhile, each at most half of it.
     pub window: u64,
     /// Largest single range request.
     pub max_request: u64,
@@ -53,8 +54,9 @@ pub struct HttpConfig {
 }
 
 impl Default for HttpConfig {
-    /// Defaults for the public internet: 8 requests of at most 16 MiB in flight, 256 MiB held
-    /// (so a 50 ms round trip costs little against a 200 MB/s link), 4 retries from 0.5 s.
+    /// Defaults for the public internet: 8 requests of at most 16 MiB in flight, 128 MiB held
+    /// (batches of 64 MiB, so a 50 ms round trip costs little against a 200 MB/s link), 4
+    /// retries from 0.5 s.
     fn default() -> Self {
         HttpConfig {
             connect_timeout: Duration::from_secs(15),
@@ -64,7 +66,7 @@ impl Default for HttpConfig {
             backoff: Duration::from_millis(500),
             max_retry_after: Duration::from_secs(60),
             concurrency: 8,
-            window: 256 << 20,
+            window: 128 << 20,
             max_request: 16 << 20,
             coalesce_gap: 256 << 10,
         }

@@ -226,7 +226,16 @@ pub struct RemoteReader {
     inner: Inner,
     /// The current batch's bytes ([`TensorReader::prefetch`]); dropped before the next.
     batch: Mutex<Fetched>,
+    /// The reads the engine announced ([`TensorReader::batches`]) and their batches.
+    plan: Mutex<Batches>,
+    /// The next batch, being fetched in the background: its first read and the fetch.
+    ahead: Mutex<Option<(usize, Ahead)>>,
 }
+
+/// Reads and the batches they were cut into.
+type Batches = (Vec<(usize, Range<u64>)>, Vec<Range<usize>>);
+/// A batch being fetched in the background.
+type Ahead = std::thread::JoinHandle<Result<Fetched>>;
 
 impl RemoteReader {
     /// A reader of `file` through `client`.
@@ -237,6 +246,8 @@ impl RemoteReader {
             file,
             inner,
             batch: Mutex::new(HashMap::new()),
+            plan: Mutex::new((Vec::new(), Vec::new())),
+            ahead: Mutex::new(None),
         })
     }
 
@@ -292,6 +303,20 @@ impl RemoteReader {
                 }
             }
         }
+    }
+
+    /// The [`Job`]s of `reads`.
+    fn jobs(&self, reads: &[(usize, Range<u64>)]) -> Result<Vec<Job>> {
+        reads
+            .iter()
+            .map(|(index, range)| {
+                Ok(Job {
+                    key: (*index, range.start, range.end),
+                    span: self.span(*index, range)?,
+                    what: format!("tensor {}", self.tensor_name(*index)),
+                })
+            })
+            .collect()
     }
 
     fn tensor_name(&self, index: usize) -> String {
@@ -360,9 +385,10 @@ impl TensorReader for RemoteReader {
         self.inner.reader().config()
     }
 
-    /// Consecutive batches of at most [`super::HttpConfig::window`] bytes (at least one read).
+    /// Consecutive batches of at most half [`super::HttpConfig::window`] bytes (at least one
+    /// read), so that the batch being read and the one fetched ahead fit in the window.
     fn batches(&self, reads: &[(usize, Range<u64>)]) -> Vec<Range<usize>> {
-        let window = self.client.config().window.max(1);
+        let window = (self.client.config().window / 2).max(1);
         let mut out = Vec::new();
         let (mut start, mut bytes) = (0, 0u64);
         for (k, (index, range)) in reads.iter().enumerate() {
@@ -376,107 +402,149 @@ impl TensorReader for RemoteReader {
         if start < reads.len() {
             out.push(start..reads.len());
         }
+        if let Ok(mut p) = self.plan.lock() {
+            *p = (reads.to_vec(), out.clone());
+        }
         out
     }
 
-    /// Fetch the batch's bytes: neighbouring ranges merged into requests of at most
-    /// `max_request` bytes, `concurrency` requests in flight.
+    /// Fetch the batch's bytes, unless they were fetched ahead while the engine computed the
+    /// previous batch; then start fetching the next batch in the background. At most two
+    /// batches are held: the one being read and the one being fetched.
     fn prefetch(&self, reads: &[(usize, Range<u64>)]) -> Result<()> {
         if let Ok(mut b) = self.batch.lock() {
             b.clear();
         }
-        let cfg = self.client.config();
-        let mut spans = Vec::with_capacity(reads.len());
-        for (index, range) in reads {
-            spans.push(self.span(*index, range)?);
-        }
-        let mut segments: Vec<Segment> = Vec::new();
-        for (k, s) in spans.iter().enumerate() {
-            if s.is_empty() {
-                continue;
-            }
-            match segments.last_mut() {
-                Some(seg)
-                    if s.start >= seg.bytes.end
-                        && s.start - seg.bytes.end <= cfg.coalesce_gap
-                        && s.end - seg.bytes.start <= cfg.max_request =>
-                {
-                    seg.bytes.end = s.end;
-                    seg.reads.push(k);
-                }
-                _ => segments.push(Segment {
-                    bytes: s.clone(),
-                    reads: vec![k],
-                }),
-            }
-        }
-        // Requests: each segment in pieces of at most `max_request` bytes (a single read of a
-        // large tensor is fetched in parallel pieces too).
-        let step = cfg.max_request.max(1);
-        let pieces: Vec<(usize, Range<u64>)> = segments
+        let (plan, bounds) = match self.plan.lock() {
+            Ok(p) => p.clone(),
+            Err(_) => (Vec::new(), Vec::new()),
+        };
+        let k = bounds
             .iter()
-            .enumerate()
-            .flat_map(|(i, seg)| {
-                (seg.bytes.start..seg.bytes.end)
-                    .step_by(step as usize)
-                    .map(move |a| (i, a..(a + step).min(seg.bytes.end)))
-            })
-            .collect();
-        let next = AtomicUsize::new(0);
-        let results: Vec<Mutex<Option<Result<Vec<u8>>>>> =
-            pieces.iter().map(|_| Mutex::new(None)).collect();
-        let workers = cfg.concurrency.clamp(1, pieces.len().max(1));
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((seg, bytes)) = pieces.get(i) else {
-                        break;
-                    };
-                    let first = reads[segments[*seg].reads[0]].0;
-                    let what = format!("tensor {}", self.tensor_name(first));
-                    let got = self.file.fetch(&self.client, bytes.clone(), &what);
-                    let failed = got.is_err();
-                    if let Ok(mut slot) = results[i].lock() {
-                        *slot = Some(got);
-                    }
-                    if failed {
-                        // Stop handing out work: the batch fails anyway.
-                        next.store(pieces.len(), Ordering::Relaxed);
-                        break;
-                    }
-                });
+            .position(|b| plan.get(b.clone()) == Some(reads));
+        let ahead = self.ahead.lock().ok().and_then(|mut a| a.take());
+        let fetched = match (k, ahead) {
+            (Some(k), Some((start, handle))) if bounds[k].start == start => {
+                handle.join().unwrap_or_else(|_| {
+                    Err(Error::Http {
+                        url: self.file.url.to_string(),
+                        reason: "the fetching thread panicked".into(),
+                    })
+                })?
             }
-        });
-        let mut runs: Vec<Vec<Vec<u8>>> = segments.iter().map(|_| Vec::new()).collect();
-        for ((seg, _), result) in pieces.iter().zip(results) {
-            match result.into_inner().ok().flatten() {
-                Some(r) => runs[*seg].push(r?),
-                // Not fetched because another request failed; that error is returned.
-                None => continue,
-            }
-        }
-        let mut held = HashMap::with_capacity(reads.len());
-        for (seg, mut parts) in segments.iter().zip(runs) {
-            let bytes = if parts.len() == 1 {
-                Arc::new(parts.remove(0))
-            } else {
-                Arc::new(parts.concat())
-            };
-            if bytes.len() as u64 != seg.bytes.end - seg.bytes.start {
-                // Only possible when a piece failed, whose error was returned above.
-                continue;
-            }
-            for &k in &seg.reads {
-                let s = &spans[k];
-                let at = (s.start - seg.bytes.start) as usize..(s.end - seg.bytes.start) as usize;
-                let (index, range) = &reads[k];
-                held.insert((*index, range.start, range.end), (bytes.clone(), at));
+            _ => fetch_batch(&self.client, &self.file, self.jobs(reads)?)?,
+        };
+        if let Some(next) = k.and_then(|k| bounds.get(k + 1)) {
+            let jobs = self.jobs(&plan[next.clone()])?;
+            let (client, file) = (self.client.clone(), self.file.clone());
+            let handle = std::thread::spawn(move || fetch_batch(&client, &file, jobs));
+            if let Ok(mut a) = self.ahead.lock() {
+                *a = Some((next.start, handle));
             }
         }
         if let Ok(mut b) = self.batch.lock() {
-            *b = held;
+            *b = fetched;
         }
         Ok(())
     }
+}
+
+/// One read of a batch: its key in [`Fetched`], its bytes in the file, what it is.
+struct Job {
+    key: (usize, u64, u64),
+    span: Range<u64>,
+    what: String,
+}
+
+/// Fetch the bytes of `jobs`: neighbouring ranges merged into requests of at most
+/// `max_request` bytes (a single large read is cut into pieces of that size), `concurrency`
+/// requests in flight.
+fn fetch_batch(client: &Client, file: &RemoteFile, jobs: Vec<Job>) -> Result<Fetched> {
+    let cfg = client.config();
+    let mut segments: Vec<Segment> = Vec::new();
+    for (k, j) in jobs.iter().enumerate() {
+        let s = &j.span;
+        if s.is_empty() {
+            continue;
+        }
+        match segments.last_mut() {
+            Some(seg)
+                if s.start >= seg.bytes.end
+                    && s.start - seg.bytes.end <= cfg.coalesce_gap
+                    && s.end - seg.bytes.start <= cfg.max_request =>
+            {
+                seg.bytes.end = s.end;
+                seg.reads.push(k);
+            }
+            _ => segments.push(Segment {
+                bytes: s.clone(),
+                reads: vec![k],
+            }),
+        }
+    }
+    let step = cfg.max_request.max(1);
+    let pieces: Vec<(usize, Range<u64>)> = segments
+        .iter()
+        .enumerate()
+        .flat_map(|(i, seg)| {
+            (seg.bytes.start..seg.bytes.end)
+                .step_by(step as usize)
+                .map(move |a| (i, a..(a + step).min(seg.bytes.end)))
+        })
+        .collect();
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<Result<Vec<u8>>>>> =
+        pieces.iter().map(|_| Mutex::new(None)).collect();
+    let workers = cfg.concurrency.clamp(1, pieces.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((seg, bytes)) = pieces.get(i) else {
+                    break;
+                };
+                let what = &jobs[segments[*seg].reads[0]].what;
+                let got = file.fetch(client, bytes.clone(), what);
+                let failed = got.is_err();
+                if let Ok(mut slot) = results[i].lock() {
+                    *slot = Some(got);
+                }
+                if failed {
+                    // Stop handing out work: the batch fails anyway.
+                    next.store(pieces.len(), Ordering::Relaxed);
+                    break;
+                }
+            });
+        }
+    });
+    let mut runs: Vec<Vec<Vec<u8>>> = segments.iter().map(|_| Vec::new()).collect();
+    for ((seg, _), result) in pieces.iter().zip(results) {
+        // A piece not fetched because another failed: that error is returned.
+        if let Some(r) = result.into_inner().ok().flatten() {
+            runs[*seg].push(r?);
+        }
+    }
+    let mut held = HashMap::with_capacity(jobs.len());
+    for (seg, mut parts) in segments.iter().zip(runs) {
+        let bytes = if parts.len() == 1 {
+            Arc::new(parts.remove(0))
+        } else {
+            Arc::new(parts.concat())
+        };
+        if bytes.len() as u64 != seg.bytes.end - seg.bytes.start {
+            return Err(Error::Http {
+                url: file.url.to_string(),
+                reason: format!(
+                    "bytes {}..{} were not all fetched",
+                    seg.bytes.start, seg.bytes.end
+                ),
+            });
+        }
+        for &k in &seg.reads {
+            let s = &jobs[k].span;
+            let at = (s.start - seg.bytes.start) as usize..(s.end - seg.bytes.start) as usize;
+            held.insert(jobs[k].key, (bytes.clone(), at));
+        }
+    }
+    Ok(held)
 }
