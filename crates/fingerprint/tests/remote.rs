@@ -215,6 +215,9 @@ fn gguf_from_the_hub_through_a_cdn_equal_local_and_keep_the_token_home() {
     assert_same(&fp, &local(&path));
     let rr = fp.model.files[0].remote.as_ref().unwrap();
     assert_eq!(rr.header_sha256, header_sha256(&path, rr.header_bytes));
+    // The commit comes from the hub's redirect; the ETag from the CDN.
+    assert_eq!(rr.commit.as_deref(), Some(COMMIT));
+    assert!(rr.etag.is_some());
     let (size, read) = r.bytes();
     assert!(read < size / 4, "{read} of {size}");
     // The hub saw the token; the CDN, another origin, never did.

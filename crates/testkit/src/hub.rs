@@ -300,7 +300,8 @@ fn serve(
 enum Target {
     Body(Body, Vec<(String, String)>),
     Json(String),
-    Redirect(String),
+    /// A 302 to this URL, stating the commit as the hub does.
+    Redirect(String, String),
     Missing,
 }
 
@@ -342,7 +343,7 @@ fn route(path: &str, s: &State) -> Target {
             return Target::Missing;
         };
         if let Some(cdn) = &s.cdn {
-            return Target::Redirect(format!("{cdn}/{repo}/{file}"));
+            return Target::Redirect(format!("{cdn}/{repo}/{file}"), r.commit.clone());
         }
         return Target::Body(
             body.clone(),
@@ -395,10 +396,10 @@ fn respond(
             write!(out, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")?;
             return Ok(true);
         }
-        Target::Redirect(to) => {
+        Target::Redirect(to, commit) => {
             write!(
                 out,
-                "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\n\r\n"
+                "HTTP/1.1 302 Found\r\nLocation: {to}\r\nX-Repo-Commit: {commit}\r\nContent-Length: 0\r\n\r\n"
             )?;
             return Ok(true);
         }

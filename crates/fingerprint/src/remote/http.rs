@@ -234,18 +234,20 @@ impl Client {
     }
 
     /// One GET of `start`, following redirects and retrying what may succeed later. Returns
-    /// the final response (any status but 3xx, 429 and 5xx) and the URL that gave it.
+    /// the final response (any status but 3xx, 429 and 5xx), the URL that gave it, and the
+    /// first `X-Repo-Commit` of the chain (the hub states it on its redirect to the CDN).
     fn send(
         &self,
         start: &Url,
         range: Option<&Range<u64>>,
         timeout: Duration,
-    ) -> Result<(ureq::Response, Url)> {
+    ) -> Result<(ureq::Response, Url, Option<String>)> {
         let fail = |reason: String| Error::Http {
             url: start.to_string(),
             reason,
         };
         let mut url = start.clone();
+        let mut commit = None;
         let mut redirects = 0;
         let mut attempt = 0;
         loop {
@@ -275,6 +277,7 @@ impl Client {
                 }
             };
             let status = resp.status();
+            commit = commit.or_else(|| tag(&resp, "X-Repo-Commit"));
             if matches!(status, 301 | 302 | 303 | 307 | 308) {
                 redirects += 1;
                 if redirects > MAX_REDIRECTS {
@@ -316,7 +319,7 @@ impl Client {
                     server_message(&resp, self)
                 )));
             }
-            return Ok((resp, url));
+            return Ok((resp, url, commit));
         }
     }
 
@@ -328,7 +331,7 @@ impl Client {
             reason,
         };
         let timeout = self.config.timeout + Duration::from_secs(cap / self.config.min_rate.max(1));
-        let (resp, _) = self.send(url, None, timeout)?;
+        let (resp, _, commit) = self.send(url, None, timeout)?;
         match resp.status() {
             200 => {}
             404 => return Ok(None),
@@ -339,7 +342,6 @@ impl Client {
                 return Err(fail(format!("{n} bytes, over the {cap}-byte cap")));
             }
         }
-        let commit = tag(&resp, "X-Repo-Commit");
         let mut bytes = Vec::new();
         resp.into_reader()
             .take(cap + 1)
@@ -399,7 +401,7 @@ impl Client {
     ) -> std::result::Result<Ranged, Failure> {
         let want = range.end - range.start;
         let timeout = self.config.timeout + Duration::from_secs(want / self.config.min_rate.max(1));
-        let (resp, target) = self
+        let (resp, target, commit) = self
             .send(url, Some(range), timeout)
             .map_err(|e| Failure::Fatal(strip_url(e)))?;
         match resp.status() {
@@ -465,7 +467,6 @@ impl Client {
                 )));
             }
         }
-        let commit = tag(&resp, "X-Repo-Commit");
         let mut bytes = Vec::with_capacity(len as usize);
         let got = resp
             .into_reader()
