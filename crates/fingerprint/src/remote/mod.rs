@@ -16,7 +16,8 @@ pub mod http;
 pub mod reader;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
@@ -219,7 +220,8 @@ impl Remote {
     }
 }
 
-/// Build the [`Remote`] once the weight files' URLs are known.
+/// Build the [`Remote`] once the weight files' URLs are known: every header and the
+/// configuration are fetched in parallel (a round trip each, `concurrency` at a time).
 #[allow(clippy::too_many_arguments)]
 fn assemble(
     spec: &str,
@@ -227,14 +229,52 @@ fn assemble(
     client: Arc<Client>,
     base: &Url,
     weights: Vec<(Url, String)>,
-    config: Option<(Url, ConfigSummary)>,
+    config_url: Option<Url>,
     index: Option<(Url, Vec<(String, String)>)>,
     repo_id: Option<String>,
     revision: Option<String>,
 ) -> Result<Remote> {
+    let next = AtomicUsize::new(0);
+    let opened: Vec<Mutex<Option<Result<RemoteFile>>>> =
+        weights.iter().map(|_| Mutex::new(None)).collect();
+    let workers = client.config().concurrency.clamp(1, weights.len().max(1));
+    let config = std::thread::scope(|scope| {
+        let config = config_url
+            .as_ref()
+            .map(|u| scope.spawn(|| fetch_config(&client, u)));
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((url, file_name)) = weights.get(i) else {
+                    break;
+                };
+                let got = RemoteFile::open(&client, url.clone(), file_name.clone());
+                if let Ok(mut slot) = opened[i].lock() {
+                    *slot = Some(got);
+                }
+            });
+        }
+        config.map(|h| {
+            h.join().unwrap_or_else(|_| {
+                Err(Error::NotFound {
+                    spec: spec.to_owned(),
+                    reason: "the thread fetching config.json panicked".into(),
+                })
+            })
+        })
+    });
+    let config = config.transpose()?.flatten();
     let mut files = Vec::with_capacity(weights.len());
-    for (url, file_name) in weights {
-        files.push(Arc::new(RemoteFile::open(&client, url, file_name)?));
+    for (slot, (url, _)) in opened.into_iter().zip(&weights) {
+        match slot.into_inner().ok().flatten() {
+            Some(f) => files.push(Arc::new(f?)),
+            None => {
+                return Err(Error::Http {
+                    url: url.to_string(),
+                    reason: "the header was not read".into(),
+                })
+            }
+        }
     }
     let format = files.first().map_or(Format::Safetensors, |f| f.format);
     if let Some(odd) = files.iter().find(|f| f.format != format) {
@@ -343,7 +383,7 @@ fn resolve_url(spec: &str, client: Arc<Client>, url: Url) -> Result<Remote> {
     let config = if file.ends_with(".gguf") {
         None
     } else {
-        fetch_config(&client, &join(&dir, "config.json", spec)?)?
+        Some(join(&dir, "config.json", spec)?)
     };
     assemble(spec, name, client, &dir, weights, config, index, None, None)
 }
@@ -485,7 +525,7 @@ fn resolve_hub(
         .map(|c| Ok((file_url(c)?, c.clone())))
         .collect::<Result<Vec<_>>>()?;
     let config = if has("config.json") && !chosen.iter().all(|c| c.ends_with(".gguf")) {
-        fetch_config(&client, &file_url("config.json")?)?
+        Some(file_url("config.json")?)
     } else {
         None
     };
