@@ -1,4 +1,5 @@
 //! Test helpers shared by nullprint's crates (dev-dependency only, never published).
+//! [`hub`] is a loopback HTTP server standing in for the Hugging Face hub (remote reads).
 //!
 //! Tests that need real weights find them under [`fingerprint::source::models_dir`] (what
 //! `just models` fills) and, when a file is absent, say so on stderr with `SKIPPED` instead of
