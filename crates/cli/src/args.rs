@@ -275,7 +275,9 @@ pub enum FingerprintFormat {
 /// `nullprint fingerprint`.
 #[derive(Debug, clap::Args)]
 pub struct FingerprintArgs {
-    /// Model file, directory, shard index, `ollama:NAME[:TAG]`, or Hugging Face repo id.
+    /// Model file, directory, shard index, `ollama:NAME[:TAG]`, Hugging Face repo id, or a
+    /// model where it is hosted: `https://…` (safetensors, GGUF, shard index) or
+    /// `hf://ORG/NAME[@REV][/FILE]`, read in HTTP ranges (attention roles by default).
     #[arg(required_unless_present = "list")]
     pub models: Vec<String>,
     /// Read more models from this file, one per line (`#` starts a comment).

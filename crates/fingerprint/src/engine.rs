@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use crate::config::ConfigSummary;
 use crate::error::{Error, Result};
-use crate::format::{self, TensorInfo, Values};
+use crate::format::{self, TensorInfo, TensorReader, Values};
 use crate::roles::{self, Assignment, MapContext, Role};
 use crate::schema::{FileInfo, Fingerprint, ModelInfo, Skipped, TensorRow, SCHEMA, SCHEMA_VERSION};
 use crate::source::ModelSource;
@@ -63,17 +63,51 @@ pub struct Plan {
     pub tensors: Vec<PlannedTensor>,
 }
 
+/// How the engine reaches a model's files: [`LocalFiles`] maps them from disk,
+/// `crate::remote` reads byte ranges over HTTP.
+pub trait Files: Sync {
+    /// Open file `file` (an index into [`ModelSource::files`]).
+    fn open(&self, src: &ModelSource, file: usize) -> Result<Box<dyn TensorReader>>;
+    /// The model's configuration side file, parsed (default when there is none).
+    fn config(&self, src: &ModelSource) -> Result<ConfigSummary>;
+    /// Provenance of file `file`, asked once the fingerprint is computed; `hash` asks for a
+    /// SHA-256 of the whole file.
+    fn info(&self, src: &ModelSource, file: usize, hash: bool) -> Result<FileInfo>;
+}
+
+/// Files on disk, memory-mapped by the format readers.
+pub struct LocalFiles;
+
+impl Files for LocalFiles {
+    fn open(&self, src: &ModelSource, file: usize) -> Result<Box<dyn TensorReader>> {
+        format::open(&src.files[file], src.format)
+    }
+
+    fn config(&self, src: &ModelSource) -> Result<ConfigSummary> {
+        match &src.config {
+            Some(p) => ConfigSummary::from_file(p),
+            None => Ok(ConfigSummary::default()),
+        }
+    }
+
+    fn info(&self, src: &ModelSource, file: usize, hash: bool) -> Result<FileInfo> {
+        file_info(&src.files[file], &src.root, hash)
+    }
+}
+
 /// Read headers and map every tensor to its roles.
 pub fn plan(src: &ModelSource) -> Result<Plan> {
-    let mut config = match &src.config {
-        Some(p) => ConfigSummary::from_file(p)?,
-        None => ConfigSummary::default(),
-    };
+    plan_with(src, &LocalFiles)
+}
+
+/// [`plan`], with the files reached through `files`.
+pub fn plan_with(src: &ModelSource, files: &dyn Files) -> Result<Plan> {
+    let mut config = files.config(src)?;
     let mut architecture = config.architecture.clone();
     let mut infos = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (fi, path) in src.files.iter().enumerate() {
-        let reader = format::open(path, src.format)?;
+        let reader = files.open(src, fi)?;
         if let Some(c) = reader.config() {
             config.fill_from(&c);
         }
@@ -182,15 +216,24 @@ fn units(ranges: &[Range<u64>], block: u64) -> Vec<Range<u64>> {
 
 /// Fingerprint a resolved model.
 pub fn fingerprint(src: &ModelSource, opts: &Options<'_>) -> Result<Fingerprint> {
-    let plan = plan(src)?;
+    fingerprint_with(src, opts, &LocalFiles)
+}
+
+/// [`fingerprint`], with the files reached through `files`.
+pub fn fingerprint_with(
+    src: &ModelSource,
+    opts: &Options<'_>,
+    files: &dyn Files,
+) -> Result<Fingerprint> {
+    let plan = plan_with(src, files)?;
     let mut rows: Vec<TensorRow> = Vec::new();
     let mut skipped = Vec::new();
-    for (fi, path) in src.files.iter().enumerate() {
+    for fi in 0..src.files.len() {
         let in_file: Vec<&PlannedTensor> = plan.tensors.iter().filter(|t| t.file == fi).collect();
         if in_file.is_empty() {
             continue;
         }
-        let reader = format::open(path, src.format)?;
+        let reader = files.open(src, fi)?;
         // (assignment, tensor) pairs to compute, after filtering and probing.
         let mut jobs: Vec<(&PlannedTensor, &Assignment)> = Vec::new();
         for t in in_file {
@@ -229,21 +272,30 @@ pub fn fingerprint(src: &ModelSource, opts: &Options<'_>) -> Result<Fingerprint>
             })
             .collect();
         let reader_ref = &*reader;
-        let partial: Vec<(usize, Accumulator)> = work
-            .into_par_iter()
-            .map(|(j, index, range)| {
-                let len = range.end - range.start;
-                let mut acc = Accumulator::new();
-                reader_ref.read(index, range, &mut |v| match v {
-                    Values::F32(x) => acc.push(x),
-                    Values::F64(x) => acc.push(x),
-                })?;
-                if let Some(p) = opts.progress {
-                    p(len);
-                }
-                Ok((j, acc))
-            })
-            .collect::<Result<_>>()?;
+        // A reader that fetches over the network bounds the bytes of a batch; local readers
+        // take all the work as one batch.
+        let reads: Vec<(usize, Range<u64>)> =
+            work.iter().map(|(_, i, r)| (*i, r.clone())).collect();
+        let mut partial: Vec<(usize, Accumulator)> = Vec::with_capacity(work.len());
+        for batch in reader.batches(&reads) {
+            reader.prefetch(&reads[batch.clone()])?;
+            let done: Vec<(usize, Accumulator)> = work[batch]
+                .par_iter()
+                .map(|(j, index, range)| {
+                    let len = range.end - range.start;
+                    let mut acc = Accumulator::new();
+                    reader_ref.read(*index, range.clone(), &mut |v| match v {
+                        Values::F32(x) => acc.push(x),
+                        Values::F64(x) => acc.push(x),
+                    })?;
+                    if let Some(p) = opts.progress {
+                        p(len);
+                    }
+                    Ok((*j, acc))
+                })
+                .collect::<Result<_>>()?;
+            partial.extend(done);
+        }
         let mut accs = vec![Accumulator::new(); jobs.len()];
         for (j, acc) in &partial {
             accs[*j].merge(acc);
@@ -265,10 +317,9 @@ pub fn fingerprint(src: &ModelSource, opts: &Options<'_>) -> Result<Fingerprint>
         (a.stack, a.layer, &a.role, a.expert, &a.tensor)
             .cmp(&(b.stack, b.layer, &b.role, b.expert, &b.tensor))
     });
-    let files = src
-        .files
-        .par_iter()
-        .map(|p| file_info(p, &src.root, opts.hash))
+    let file_infos = (0..src.files.len())
+        .into_par_iter()
+        .map(|i| files.info(src, i, opts.hash))
         .collect::<Result<Vec<_>>>()?;
     let nonfinite = rows.iter().any(|r| r.stats.has_nonfinite());
     let mut warnings = Vec::new();
@@ -309,7 +360,7 @@ pub fn fingerprint(src: &ModelSource, opts: &Options<'_>) -> Result<Fingerprint>
             format: src.format,
             architecture: plan.architecture.clone(),
             config: plan.config.clone(),
-            files,
+            files: file_infos,
             nullprint_version: crate::build::version().into(),
             command: opts.command.clone(),
             derived: None,
@@ -328,6 +379,7 @@ fn file_info(path: &Path, root: &Path, hash: bool) -> Result<FileInfo> {
     let rel = path.strip_prefix(root).unwrap_or(path);
     Ok(FileInfo {
         path: rel.to_string_lossy().into_owned(),
+        remote: None,
         size,
         sha256: if hash {
             Some(crate::hash::sha256_file(path)?)

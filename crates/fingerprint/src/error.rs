@@ -110,6 +110,15 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A file read over HTTP could not be read: the network, the server, or a response that
+    /// does not match its request. The URL never carries a credential.
+    #[error("{url}: {reason}")]
+    Http {
+        /// The URL asked for (before redirects).
+        url: String,
+        /// What went wrong (naming the tensor when the bytes were a tensor's).
+        reason: String,
+    },
     /// Writing an output (cache entry, fingerprint) failed.
     #[error("{path}: {reason}")]
     Output {

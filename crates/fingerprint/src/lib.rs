@@ -17,6 +17,8 @@ pub mod format;
 pub mod hash;
 #[cfg(feature = "download")]
 pub mod hub;
+#[cfg(feature = "remote")]
+pub mod remote;
 pub mod roles;
 pub mod schema;
 pub mod source;
@@ -24,5 +26,5 @@ pub mod stats;
 
 pub use error::{Error, Result};
 pub use roles::{Expert, Role, RoleKey};
-pub use schema::{DerivedFrom, Fingerprint, ModelInfo, StdRow, StdRows, TensorRow};
+pub use schema::{DerivedFrom, Fingerprint, ModelInfo, RemoteRead, StdRow, StdRows, TensorRow};
 pub use stats::{Accumulator, TensorStats};

@@ -24,9 +24,35 @@ pub struct FileInfo {
     pub path: String,
     /// Size in bytes.
     pub size: u64,
-    /// Hex SHA-256, absent when hashing was switched off.
+    /// Hex SHA-256, absent when hashing was switched off or the file was read over the
+    /// network in ranges (never claimed for bytes that were not all read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// For a file read over the network: where, which version, and which bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteRead>,
+}
+
+/// How a weight file was read over the network (`nullprint fingerprint https://…`, `hf://…`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RemoteRead {
+    /// The URL asked for (before redirects; it never carries a credential).
+    pub url: String,
+    /// The server's `ETag` for the file; every range read had to carry the same one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// The commit the hub served the file from (`X-Repo-Commit`), when it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// Bytes of the header (safetensors: length prefix and JSON; GGUF: up to the data
+    /// section).
+    pub header_bytes: u64,
+    /// SHA-256 of those header bytes.
+    pub header_sha256: String,
+    /// Byte ranges read, `[start, end)`, sorted and merged.
+    pub ranges: Vec<[u64; 2]>,
+    /// Total bytes in `ranges`.
+    pub bytes_read: u64,
 }
 
 /// Where a fingerprint came from.

@@ -423,7 +423,58 @@ fn from_index(spec: &str, index: &Path, dir: &Path) -> Result<ModelSource> {
         });
     }
     let text = std::fs::read(index).map_err(|e| Error::io(index, e))?;
-    let v: Value = serde_json::from_slice(&text).map_err(|e| Error::InvalidJson {
+    let ShardIndex {
+        pairs,
+        shards: order,
+    } = parse_index(index, &text)?;
+    let files: Vec<PathBuf> = order.iter().map(|s| dir.join(s)).collect();
+    for f in &files {
+        if !f.is_file() {
+            return Err(Error::NotFound {
+                spec: spec.into(),
+                reason: format!(
+                    "{} names shard {} which is missing",
+                    index.display(),
+                    f.display()
+                ),
+            });
+        }
+    }
+    let format = if index
+        .to_string_lossy()
+        .ends_with("pytorch_model.bin.index.json")
+    {
+        Format::Torch
+    } else {
+        Format::Safetensors
+    };
+    let config = dir.join("config.json");
+    Ok(ModelSource {
+        spec: spec.into(),
+        name: String::new(),
+        format,
+        files,
+        root: dir.to_path_buf(),
+        config: config.is_file().then_some(config),
+        index: Some((index.to_path_buf(), pairs)),
+        repo_id: None,
+        revision: None,
+    })
+}
+
+/// A parsed shard index.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShardIndex {
+    /// `(tensor, shard)` pairs, in the index's order.
+    pub pairs: Vec<(String, String)>,
+    /// The shard names, sorted (the reading order).
+    pub shards: Vec<String>,
+}
+
+/// Parse a Hugging Face shard index (`{"weight_map": {tensor: shard}}`, the bytes of
+/// `index`). A shard name must be a relative path that stays inside the model directory.
+pub fn parse_index(index: &Path, text: &[u8]) -> Result<ShardIndex> {
+    let v: Value = serde_json::from_slice(text).map_err(|e| Error::InvalidJson {
         path: index.into(),
         reason: format!("not valid JSON: {e}"),
     })?;
@@ -460,38 +511,9 @@ fn from_index(spec: &str, index: &Path, dir: &Path) -> Result<ModelSource> {
         pairs.push((tensor.clone(), shard.to_owned()));
     }
     order.sort();
-    let files: Vec<PathBuf> = order.iter().map(|s| dir.join(s)).collect();
-    for f in &files {
-        if !f.is_file() {
-            return Err(Error::NotFound {
-                spec: spec.into(),
-                reason: format!(
-                    "{} names shard {} which is missing",
-                    index.display(),
-                    f.display()
-                ),
-            });
-        }
-    }
-    let format = if index
-        .to_string_lossy()
-        .ends_with("pytorch_model.bin.index.json")
-    {
-        Format::Torch
-    } else {
-        Format::Safetensors
-    };
-    let config = dir.join("config.json");
-    Ok(ModelSource {
-        spec: spec.into(),
-        name: String::new(),
-        format,
-        files,
-        root: dir.to_path_buf(),
-        config: config.is_file().then_some(config),
-        index: Some((index.to_path_buf(), pairs)),
-        repo_id: None,
-        revision: None,
+    Ok(ShardIndex {
+        pairs,
+        shards: order,
     })
 }
 
@@ -503,23 +525,41 @@ fn split_part(p: &Path) -> Option<(u32, u32)> {
     Some((idx.parse().ok()?, total.parse().ok()?))
 }
 
+/// Largest part count of a split GGUF accepted from a file name (llama.cpp's `gguf-split`
+/// writes five-digit counts; real models have at most a few hundred parts).
+pub const MAX_SPLIT_PARTS: u32 = 10_000;
+
+/// For a split GGUF file name (`NAME-00002-of-00003.gguf`), the names of all its parts in
+/// order, spelled with the same digit widths; `None` for any other name.
+pub fn split_names(file_name: &str) -> Option<Vec<String>> {
+    let (_, total) = split_part(Path::new(file_name))?;
+    if total == 0 || total > MAX_SPLIT_PARTS {
+        return None;
+    }
+    let stem = file_name.strip_suffix(".gguf")?;
+    let (head, total_s) = stem.rsplit_once("-of-")?;
+    let (base, idx) = head.rsplit_once('-')?;
+    let (width, total_w) = (idx.len(), total_s.len());
+    Some(
+        (1..=total)
+            .map(|i| format!("{base}-{i:0width$}-of-{total:0total_w$}.gguf"))
+            .collect(),
+    )
+}
+
 /// For a split GGUF (`-00001-of-0000N.gguf`), all N parts in order; else the file itself.
 fn gguf_split_siblings(first: &Path) -> Result<Vec<PathBuf>> {
-    let Some((_, total)) = split_part(first) else {
+    let names = first
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(split_names);
+    let Some(names) = names else {
         return Ok(vec![first.to_path_buf()]);
     };
-    let stem = first
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or_default();
-    let (head, _) = stem.rsplit_once("-of-").unwrap_or((stem, ""));
-    let (base, idx) = head.rsplit_once('-').unwrap_or((head, ""));
-    let width = idx.len();
-    let total_w = stem.len() - head.len() - 4;
     let dir = first.parent().unwrap_or(Path::new("."));
     let mut files = Vec::new();
-    for i in 1..=total {
-        let f = dir.join(format!("{base}-{i:0width$}-of-{total:0total_w$}.gguf"));
+    for name in names {
+        let f = dir.join(name);
         if !f.is_file() {
             return Err(Error::NotFound {
                 spec: first.display().to_string(),
@@ -573,8 +613,18 @@ mod tests {
     }
 
     #[test]
-    fn split_names() {
+    fn split_file_names() {
         assert_eq!(split_part(Path::new("m-00002-of-00003.gguf")), Some((2, 3)));
         assert_eq!(split_part(Path::new("model.gguf")), None);
+        assert_eq!(
+            split_names("m-q4-00002-of-003.gguf").unwrap(),
+            [
+                "m-q4-00001-of-003.gguf",
+                "m-q4-00002-of-003.gguf",
+                "m-q4-00003-of-003.gguf"
+            ]
+        );
+        assert_eq!(split_names("model.gguf"), None);
+        assert_eq!(split_names("m-00001-of-99999999.gguf"), None);
     }
 }

@@ -59,3 +59,15 @@ fn mutated_inputs_never_panic_hang_or_overallocate() {
         assert!(c.refused > 0, "{name}: no input refused");
     }
 }
+
+/// A remote file's header is accepted exactly when the same bytes on disk are.
+#[test]
+fn held_headers_are_judged_as_mapped_files() {
+    let bad = fuzzing::head_disagreements(1_500, 0x7265_6d6f);
+    assert!(
+        bad.is_empty(),
+        "{} disagreements:\n{}",
+        bad.len(),
+        bad[..bad.len().min(5)].join("\n")
+    );
+}

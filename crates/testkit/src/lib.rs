@@ -1,10 +1,12 @@
 //! Test helpers shared by nullprint's crates (dev-dependency only, never published).
+//! [`hub`] is a loopback HTTP server standing in for the Hugging Face hub (remote reads).
 //!
 //! Tests that need real weights find them under [`fingerprint::source::models_dir`] (what
 //! `just models` fills) and, when a file is absent, say so on stderr with `SKIPPED` instead of
 //! passing in silence.
 #![deny(missing_docs)]
 
+pub mod hub;
 pub mod zip;
 
 use std::io::Write;

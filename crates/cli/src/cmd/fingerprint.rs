@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use fingerprint::cache::Cache;
 use fingerprint::engine::{self, Options};
-use fingerprint::{source, Fingerprint, Role};
+use fingerprint::{remote, source, Fingerprint, Role};
 
 use crate::args::{FingerprintArgs, FingerprintFormat};
 use crate::progress;
@@ -80,12 +80,16 @@ pub fn run(mut a: FingerprintArgs) -> Result<()> {
     }
     let mut stdout_prints = Vec::new();
     for (i, (model, target)) in a.models.iter().zip(&targets).enumerate() {
-        let src = if a.download {
-            download(model, a.revision.as_deref())?
+        let fp = if remote::is_remote(model) {
+            fingerprint_remote(model, roles.clone())?
         } else {
-            source::resolve(model)?
+            let src = if a.download {
+                download(model, a.revision.as_deref())?
+            } else {
+                source::resolve(model)?
+            };
+            fingerprint_cached(&src, roles.clone(), !a.no_hash, !a.no_cache)?
         };
-        let fp = fingerprint_cached(&src, roles.clone(), !a.no_hash, !a.no_cache)?;
         let bytes = render(&fp, format, target.is_some() || i == 0)?;
         match target {
             Some(path) => {
@@ -146,6 +150,35 @@ pub fn fingerprint_source(
     };
     let fp = engine::fingerprint(src, &opts)?;
     bar.finish_and_clear();
+    for w in &fp.warnings {
+        eprintln!("nullprint: warning: {}: {w}", fp.model.name);
+    }
+    Ok(fp)
+}
+
+/// Fingerprint a model where it is hosted (`https://…`, `hf://…`), reading only the tensors of
+/// `roles` (the attention projections by default) in HTTP ranges.
+pub fn fingerprint_remote(spec: &str, roles: Option<Vec<Role>>) -> Result<Fingerprint> {
+    let client = remote::Client::from_env(remote::HttpConfig::default())?;
+    let model = remote::Remote::resolve(spec, client)?;
+    let roles = roles.or_else(|| Some(remote::default_roles()));
+    let plan = model.plan()?;
+    let bar = progress::elements_bar(engine::planned_elements(&plan, &roles), &model.source.name);
+    let tick = |n: u64| bar.inc(n);
+    let opts = Options {
+        hash: false,
+        roles,
+        command: super::command_line(),
+        progress: Some(&tick),
+    };
+    let fp = model.fingerprint(&opts)?;
+    bar.finish_and_clear();
+    let (size, read) = model.bytes();
+    eprintln!(
+        "{}: read {read} of {size} bytes ({:.1}%) in ranges",
+        fp.model.name,
+        100.0 * read as f64 / size.max(1) as f64
+    );
     for w in &fp.warnings {
         eprintln!("nullprint: warning: {}: {w}", fp.model.name);
     }

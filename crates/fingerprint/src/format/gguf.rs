@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use super::ggml::{GgmlType, Kernel};
-use super::{release_pages, TensorInfo, TensorReader, Values, DECODE_CHUNK};
+use super::{Backing, TensorInfo, TensorReader, Values, DECODE_CHUNK};
 use crate::config::ConfigSummary;
 use crate::error::{Error, Result};
 
@@ -240,7 +240,7 @@ struct Slot {
 /// An opened, validated GGUF file.
 pub struct GgufReader {
     path: PathBuf,
-    map: Mmap,
+    map: Backing,
     version: u32,
     alignment: u64,
     data_start: u64,
@@ -330,8 +330,28 @@ impl GgufReader {
         // SAFETY: the map is read-only; a file truncated by another process while mapped can
         // raise SIGBUS, which no safe mmap reader can rule out.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        let parsed = parse(path, &map)?;
-        Ok(GgufReader {
+        let parsed = parse(path, &map, len)?;
+        Ok(Self::from_parsed(path, Backing::Map(map), parsed))
+    }
+
+    /// Validate the header of a `file_len`-byte file from its first bytes `head` (a file read
+    /// over the network): every check of [`Self::open`] runs, offsets against `file_len`. A
+    /// [`Error::Truncated`] whose `actual` is `head.len()` means the header runs past `head`.
+    /// Tensor data is not held: [`TensorReader::read`] of a non-empty range fails, and the
+    /// bytes are decoded with [`decode`] by whoever fetched them.
+    pub fn from_head(path: &Path, head: Vec<u8>, file_len: u64) -> Result<Self> {
+        if usize::try_from(file_len).is_err() {
+            return Err(Error::header(
+                path,
+                format!("{file_len} bytes do not fit this machine's address space"),
+            ));
+        }
+        let parsed = parse(path, &head, file_len)?;
+        Ok(Self::from_parsed(path, Backing::Head(head), parsed))
+    }
+
+    fn from_parsed(path: &Path, map: Backing, parsed: Parsed) -> Self {
+        GgufReader {
             path: path.to_path_buf(),
             map,
             version: parsed.version,
@@ -346,7 +366,7 @@ impl GgufReader {
             meta: parsed.meta,
             tensors: parsed.tensors,
             slots: parsed.slots,
-        })
+        }
     }
 
     /// The GGUF version (2 or 3).
@@ -384,7 +404,7 @@ impl GgufReader {
         let e = self.entry(key)?;
         let mut cur = Cursor {
             path: &self.path,
-            buf: self.map.get(..e.span.end)?,
+            buf: self.map.bytes().get(..e.span.end)?,
             pos: e.span.start,
         };
         value(&mut cur, e.ty, 0, true, &|| String::new()).ok()?
@@ -463,8 +483,9 @@ struct Parsed {
     slots: Vec<Slot>,
 }
 
-/// Validate the whole header of `buf` (the file's bytes).
-fn parse(path: &Path, buf: &[u8]) -> Result<Parsed> {
+/// Validate the whole header of `buf`, the first bytes of a `file_len`-byte file (all of it
+/// when the file is mapped).
+fn parse(path: &Path, buf: &[u8], file_len: u64) -> Result<Parsed> {
     let mut cur = Cursor { path, buf, pos: 0 };
     let magic = cur.array::<4>(&|| "the magic".into())?;
     if &magic != MAGIC {
@@ -675,7 +696,6 @@ fn parse(path: &Path, buf: &[u8]) -> Result<Parsed> {
         .checked_add(alignment - 1)
         .map(|v| v / alignment * alignment)
         .ok_or_else(|| Error::header(path, "data section offset overflows"))?;
-    let file_len = buf.len() as u64;
     if n_tensors > 0 && data_start > file_len {
         return Err(Error::Truncated {
             path: path.to_path_buf(),
@@ -743,7 +763,7 @@ fn parse(path: &Path, buf: &[u8]) -> Result<Parsed> {
         let start = data_start + r.offset;
         slots.push(Slot {
             ty: r.ty,
-            // Both fit: they are at most the mapped file's length.
+            // Both fit: the file's length does (it is mapped, or checked by `from_head`).
             start: start as usize,
             len: r.nbytes as usize,
         });
@@ -886,6 +906,35 @@ fn scalar(ty: MetaType, b: &[u8]) -> MetaValue {
     }
 }
 
+/// Decode `bytes`, whole blocks of type `ty` (a tensor's data or a block-aligned part of it),
+/// handing the values to `sink` in runs of at most [`DECODE_CHUNK`]. The one decoder of GGUF
+/// data, for mapped files and for ranges fetched over the network alike, so both give the
+/// same runs and therefore the same statistics. Types without a kernel decode nothing.
+pub fn decode(ty: GgmlType, bytes: &[u8], sink: &mut dyn FnMut(Values<'_>)) {
+    let Some(kernel) = ty.kernel else { return };
+    let block = ty.block;
+    #[cfg(target_endian = "little")]
+    if kernel == Kernel::F32 {
+        // SAFETY: every bit pattern is a valid f32; align_to only yields the aligned
+        // middle. GGUF data is aligned, so the middle is everything.
+        let (pre, mid, post) = unsafe { bytes.align_to::<f32>() };
+        if pre.is_empty() && post.is_empty() {
+            for chunk in mid.chunks(DECODE_CHUNK) {
+                sink(Values::F32(chunk));
+            }
+            return;
+        }
+    }
+    let blocks_per_chunk = (DECODE_CHUNK as u64 / block).max(1) as usize;
+    let chunk_elems = blocks_per_chunk * block as usize;
+    let total = (bytes.len() as u64 / ty.type_size.max(1) * block) as usize;
+    let mut buf = vec![0f32; chunk_elems.min(total)];
+    for src in bytes.chunks(blocks_per_chunk * ty.type_size as usize) {
+        let n = kernel.dequantize(src, &mut buf);
+        sink(Values::F32(&buf[..n]));
+    }
+}
+
 impl TensorReader for GgufReader {
     fn path(&self) -> &Path {
         &self.path
@@ -911,7 +960,9 @@ impl TensorReader for GgufReader {
             ));
         };
         let ty = slot.ty;
-        let kernel = ty.kernel.ok_or_else(|| self.unsupported(t, &ty))?;
+        if ty.kernel.is_none() {
+            return Err(self.unsupported(t, &ty));
+        }
         let numel = t.numel();
         let block = ty.block;
         if range.start > range.end
@@ -936,6 +987,7 @@ impl TensorReader for GgufReader {
         let hi = (range.end / block * ty.type_size) as usize;
         let bytes = self
             .map
+            .bytes()
             .get(slot.start + lo..slot.start + hi)
             .ok_or_else(|| {
                 Error::tensor(
@@ -944,30 +996,10 @@ impl TensorReader for GgufReader {
                     format!("bytes {lo}..{hi} lie outside the mapped file"),
                 )
             })?;
-        #[cfg(target_endian = "little")]
-        if kernel == Kernel::F32 {
-            // SAFETY: every bit pattern is a valid f32; align_to only yields the aligned
-            // middle. GGUF data is aligned, so the middle is everything.
-            let (pre, mid, post) = unsafe { bytes.align_to::<f32>() };
-            if pre.is_empty() && post.is_empty() {
-                for chunk in mid.chunks(DECODE_CHUNK) {
-                    sink(Values::F32(chunk));
-                }
-                release_pages(&self.map, bytes);
-                return Ok(());
-            }
-        }
-        let blocks_per_chunk = (DECODE_CHUNK as u64 / block).max(1) as usize;
-        let chunk_elems = blocks_per_chunk * block as usize;
-        let total = (range.end - range.start) as usize;
-        let mut buf = vec![0f32; chunk_elems.min(total)];
-        for src in bytes.chunks(blocks_per_chunk * ty.type_size as usize) {
-            let n = kernel.dequantize(src, &mut buf);
-            sink(Values::F32(&buf[..n]));
-        }
+        decode(ty, bytes, sink);
         // As the safetensors reader does: the file-backed resident set stays at a few work
         // units instead of growing to the size of the file.
-        release_pages(&self.map, bytes);
+        self.map.release(bytes);
         Ok(())
     }
 

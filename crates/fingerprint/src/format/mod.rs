@@ -88,6 +88,32 @@ pub(crate) fn release_pages(map: &memmap2::Mmap, bytes: &[u8]) {
     let _ = (map, bytes);
 }
 
+/// The bytes a reader holds: the memory-mapped file, or only the header of a file that is
+/// read over the network (its tensor bytes are fetched in ranges, see `crate::remote`).
+pub(crate) enum Backing {
+    /// The whole file, memory-mapped.
+    Map(memmap2::Mmap),
+    /// The file's first bytes (at least the whole header).
+    Head(Vec<u8>),
+}
+
+impl Backing {
+    /// The bytes held.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Backing::Map(m) => m,
+            Backing::Head(h) => h,
+        }
+    }
+
+    /// [`release_pages`] for a mapped file; nothing for a held header.
+    pub(crate) fn release(&self, bytes: &[u8]) {
+        if let Backing::Map(m) = self {
+            release_pages(m, bytes);
+        }
+    }
+}
+
 /// An opened weight file.
 pub trait TensorReader: Send + Sync {
     /// The file.
@@ -111,6 +137,22 @@ pub trait TensorReader: Send + Sync {
     /// Model configuration recorded inside the file (GGUF metadata, ...), if any.
     fn config(&self) -> Option<ConfigSummary> {
         None
+    }
+
+    /// Cut `reads` (tensor index, element range), in the order the engine will make them, into
+    /// consecutive batches; the engine finishes every read of a batch before it starts the
+    /// next. One batch by default; a reader that fetches over the network bounds the bytes a
+    /// batch holds.
+    fn batches(&self, reads: &[(usize, Range<u64>)]) -> Vec<Range<usize>> {
+        std::iter::once(0..reads.len()).collect()
+    }
+
+    /// Called with each batch of [`Self::batches`] before the engine reads it: a reader that
+    /// fetches over the network fetches the batch's bytes here, in parallel. Nothing by
+    /// default.
+    fn prefetch(&self, reads: &[(usize, Range<u64>)]) -> Result<()> {
+        let _ = reads;
+        Ok(())
     }
 }
 

@@ -12,19 +12,23 @@ use std::path::{Path, PathBuf};
 
 use half::f16;
 use memmap2::Mmap;
-use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors};
+use safetensors::tensor::{Dtype, Metadata, SafeTensorError, SafeTensors};
 
-use super::{release_pages, TensorInfo, TensorReader, Values, DECODE_CHUNK};
+use super::{Backing, TensorInfo, TensorReader, Values, DECODE_CHUNK};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+
+/// Largest header accepted: the `safetensors` crate's own cap (`MAX_HEADER_SIZE`), so a file
+/// read over the network is held to the same limit as a local one.
+pub const MAX_HEADER_BYTES: u64 = 100_000_000;
 
 /// An opened, validated safetensors file.
 pub struct SafetensorsReader {
     path: PathBuf,
-    map: Mmap,
+    map: Backing,
     tensors: Vec<TensorInfo>,
-    /// Absolute byte offset of each tensor's data in the file.
-    starts: Vec<usize>,
+    /// Absolute byte range of each tensor's data in the file.
+    spans: Vec<Range<usize>>,
     /// Free-form `__metadata__` of the header.
     metadata: Vec<(String, String)>,
 }
@@ -47,23 +51,126 @@ impl SafetensorsReader {
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
         let (header_len, meta) =
             SafeTensors::read_metadata(&map).map_err(|e| describe(path, &map, e))?;
-        let data_start = 8 + header_len;
-        let mut entries: Vec<(String, TensorInfo, usize)> = meta
+        Ok(Self::from_metadata(
+            path,
+            Backing::Map(map),
+            8 + header_len,
+            &meta,
+        ))
+    }
+
+    /// Validate the header of a `file_len`-byte file from its first bytes `head`, which must
+    /// hold the whole header (a file read over the network). The checks are those of
+    /// [`Self::open`]: the size cap, UTF-8 JSON starting with `{`, offsets contiguous from 0
+    /// and each tensor's byte length equal to its shape × dtype size (checked arithmetic), and
+    /// the data ending exactly at `file_len`. Tensor data is not held: its bytes are decoded
+    /// with [`decode`] by whoever fetched them.
+    pub fn from_head(path: &Path, head: Vec<u8>, file_len: u64) -> Result<Self> {
+        let p = || path.to_path_buf();
+        let n = header_len(&head).ok_or_else(|| Error::Truncated {
+            path: p(),
+            what: "the 8-byte header length".into(),
+            needed: 8,
+            actual: head.len() as u64,
+        })?;
+        if n > MAX_HEADER_BYTES {
+            return Err(Error::header(
+                path,
+                format!("header length {n} exceeds the {MAX_HEADER_BYTES}-byte cap"),
+            ));
+        }
+        let stop = 8 + n;
+        if stop > file_len {
+            return Err(Error::Truncated {
+                path: p(),
+                what: "the JSON header".into(),
+                needed: stop,
+                actual: file_len,
+            });
+        }
+        let json = head.get(8..stop as usize).ok_or_else(|| Error::Truncated {
+            path: p(),
+            what: "the JSON header".into(),
+            needed: stop,
+            actual: head.len() as u64,
+        })?;
+        let text = std::str::from_utf8(json)
+            .map_err(|_| Error::header(path, "header is not valid UTF-8"))?;
+        if !text.starts_with('{') {
+            return Err(Error::header(path, "header does not start with '{'"));
+        }
+        let meta: Metadata = serde_json::from_str(text)
+            .map_err(|_| Error::header(path, "header is not the JSON a safetensors file holds"))?;
+        let mut infos: Vec<_> = meta.tensors().into_iter().collect();
+        infos.sort_by_key(|(_, i)| i.data_offsets);
+        let mut end = 0usize;
+        for (name, info) in &infos {
+            let (s, e) = info.data_offsets;
+            if s != end || e < s {
+                return Err(Error::tensor(
+                    path,
+                    name,
+                    "data offsets are not contiguous, overlap or point outside the data section",
+                ));
+            }
+            let nbytes = info
+                .shape
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .and_then(|n| n.checked_mul(info.dtype.size()))
+                .ok_or_else(|| {
+                    Error::header(path, "a shape or offset overflows when multiplied out")
+                })?;
+            if e - s != nbytes {
+                return Err(Error::tensor(
+                    path,
+                    name,
+                    format!(
+                        "{} bytes of data for shape {:?} × {:?} ({nbytes} bytes)",
+                        e - s,
+                        info.shape,
+                        info.dtype
+                    ),
+                ));
+            }
+            end = e;
+        }
+        let data_end = stop.checked_add(end as u64);
+        if data_end != Some(file_len) {
+            return Err(Error::Truncated {
+                path: p(),
+                what: format!("the data section after a {n}-byte header (it must end the file)"),
+                needed: data_end.unwrap_or(u64::MAX),
+                actual: file_len,
+            });
+        }
+        Ok(Self::from_metadata(
+            path,
+            Backing::Head(head),
+            stop as usize,
+            &meta,
+        ))
+    }
+
+    /// The reader over validated metadata whose data section starts at `data_start`.
+    fn from_metadata(path: &Path, map: Backing, data_start: usize, meta: &Metadata) -> Self {
+        let mut entries: Vec<(TensorInfo, Range<usize>)> = meta
             .tensors()
             .into_iter()
             .map(|(name, info)| {
                 let dtype = map_dtype(info.dtype);
                 let t = TensorInfo {
-                    name: name.clone(),
+                    name,
                     role_name: None,
                     shape: info.shape.iter().map(|&d| d as u64).collect(),
                     dtype,
                     block: 1,
                 };
-                (name, t, data_start + info.data_offsets.0)
+                let (s, e) = info.data_offsets;
+                (t, data_start + s..data_start + e)
             })
             .collect();
-        entries.sort_by_key(|e| e.2);
+        entries.sort_by_key(|e| e.1.start);
         let metadata = meta
             .metadata()
             .as_ref()
@@ -73,14 +180,19 @@ impl SafetensorsReader {
                 v
             })
             .unwrap_or_default();
-        let (tensors, starts) = entries.into_iter().map(|(_, t, s)| (t, s)).unzip();
-        Ok(SafetensorsReader {
+        let (tensors, spans) = entries.into_iter().unzip();
+        SafetensorsReader {
             path: path.to_path_buf(),
             map,
             tensors,
-            starts,
+            spans,
             metadata,
-        })
+        }
+    }
+
+    /// Absolute byte range of tensor `index`'s data in the file.
+    pub fn tensor_bytes(&self, index: usize) -> Option<Range<u64>> {
+        self.spans.get(index).map(|s| s.start as u64..s.end as u64)
     }
 
     /// The header's free-form `__metadata__` entries, sorted by key.
@@ -100,14 +212,37 @@ impl SafetensorsReader {
         if range.end > t.numel() || range.start > range.end {
             return Err(bad());
         }
-        let lo = self.starts[index] + range.start as usize * size;
-        let hi = self.starts[index] + range.end as usize * size;
-        self.map.get(lo..hi).ok_or_else(bad)
+        let lo = self.spans[index].start + range.start as usize * size;
+        let hi = self.spans[index].start + range.end as usize * size;
+        self.map.bytes().get(lo..hi).ok_or_else(bad)
     }
+}
 
-    /// Release the pages of `bytes` once read ([`release_pages`]).
-    fn release(&self, bytes: &[u8]) {
-        release_pages(&self.map, bytes);
+/// The header length a safetensors file's first 8 bytes declare.
+pub fn header_len(head: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(head.get(..8)?.try_into().ok()?))
+}
+
+/// Bytes per element of the dtypes [`decode`] turns into values; `None` for the others.
+pub fn element_size(dtype: &DType) -> Option<usize> {
+    match dtype {
+        DType::F32 => Some(4),
+        DType::F64 => Some(8),
+        DType::F16 | DType::BF16 => Some(2),
+        _ => None,
+    }
+}
+
+/// Decode `bytes`, whole elements of `dtype`, into `sink`: the one decoder of safetensors data,
+/// for mapped files and for ranges fetched over the network alike. Nothing for dtypes without
+/// an [`element_size`].
+pub fn decode(dtype: &DType, bytes: &[u8], sink: &mut dyn FnMut(Values<'_>)) {
+    match dtype {
+        DType::F32 => decode_f32(bytes, sink),
+        DType::F64 => decode_f64(bytes, sink),
+        DType::F16 => decode_f16(bytes, sink),
+        DType::BF16 => decode_bf16(bytes, sink),
+        _ => {}
     }
 }
 
@@ -201,35 +336,16 @@ impl TensorReader for SafetensorsReader {
         sink: &mut dyn FnMut(Values<'_>),
     ) -> Result<()> {
         let t = &self.tensors[index];
-        match t.dtype {
-            DType::F32 => {
-                let bytes = self.bytes(index, &range, 4)?;
-                decode_f32(bytes, sink);
-                self.release(bytes);
-            }
-            DType::F64 => {
-                let bytes = self.bytes(index, &range, 8)?;
-                decode_f64(bytes, sink);
-                self.release(bytes);
-            }
-            DType::F16 => {
-                let bytes = self.bytes(index, &range, 2)?;
-                decode_f16(bytes, sink);
-                self.release(bytes);
-            }
-            DType::BF16 => {
-                let bytes = self.bytes(index, &range, 2)?;
-                decode_bf16(bytes, sink);
-                self.release(bytes);
-            }
-            ref other => {
-                return Err(Error::UnsupportedDtype {
-                    path: self.path.clone(),
-                    tensor: t.name.clone(),
-                    dtype: other.to_string(),
-                })
-            }
-        }
+        let Some(size) = element_size(&t.dtype) else {
+            return Err(Error::UnsupportedDtype {
+                path: self.path.clone(),
+                tensor: t.name.clone(),
+                dtype: t.dtype.to_string(),
+            });
+        };
+        let bytes = self.bytes(index, &range, size)?;
+        decode(&t.dtype, bytes, sink);
+        self.map.release(bytes);
         Ok(())
     }
 }

@@ -931,6 +931,9 @@ pub enum Kind {
     Config,
     /// An Ollama manifest naming a valid GGUF blob.
     Ollama,
+    /// A header held in memory, as a file read over the network is parsed (`from_head`,
+    /// with the input's length as the file's).
+    Head(Format),
 }
 
 /// One parser under test.
@@ -990,6 +993,18 @@ pub fn targets() -> Vec<Target> {
                 ct2_seeds(),
                 real_heads(&[("whisper-base", "model.bin")], 16 << 10),
             ),
+        },
+        Target {
+            name: "safetensors-head",
+            kind: Kind::Head(Format::Safetensors),
+            valid: safetensors_seeds().len(),
+            seeds: safetensors_seeds(),
+        },
+        Target {
+            name: "gguf-head",
+            kind: Kind::Head(Format::Gguf),
+            valid: gguf_seeds().len(),
+            seeds: gguf_seeds(),
         },
         Target {
             name: "index.json",
@@ -1074,6 +1089,11 @@ impl Harness {
             .unwrap();
         let root = dir.path().to_path_buf();
         let (input, spec) = match kind {
+            Kind::Head(_) => {
+                let d = root.join("m");
+                std::fs::create_dir_all(&d).unwrap();
+                (d.join("model.head"), String::new())
+            }
             Kind::File(_, name) => {
                 let d = root.join("m");
                 std::fs::create_dir_all(&d).unwrap();
@@ -1179,6 +1199,18 @@ fn run_one(kind: Kind, h: &Harness, i: u64, limits: &Limits) -> fingerprint::Res
         }
         Kind::Index | Kind::Ollama => {
             run_engine(&h.spec)?;
+            Ok(true)
+        }
+        Kind::Head(fmt) => {
+            let bytes = std::fs::read(&h.input).map_err(|e| fingerprint::Error::io(&h.input, e))?;
+            let len = bytes.len() as u64;
+            if fmt == Format::Gguf {
+                fingerprint::format::gguf::GgufReader::from_head(&h.input, bytes, len)?;
+            } else {
+                fingerprint::format::safetensors::SafetensorsReader::from_head(
+                    &h.input, bytes, len,
+                )?;
+            }
             Ok(true)
         }
     }
@@ -1324,4 +1356,39 @@ pub fn replay(target: &Target, data: &[u8]) -> String {
         Ok(Err(e)) => format!("refused: {e}"),
         Err(_) => "PANIC".into(),
     }
+}
+
+/// Mutated safetensors and GGUF inputs on which the mapped reader (`format::open`) and the
+/// header-only reader of remote files (`from_head`, the input's length as the file's) disagree
+/// about accepting the header: `(target, input number, which accepted)`.
+pub fn head_disagreements(count: u64, base: u64) -> Vec<String> {
+    use fingerprint::format::gguf::GgufReader;
+    use fingerprint::format::safetensors::SafetensorsReader;
+    let dir = tempfile::tempdir().unwrap();
+    let mut out = Vec::new();
+    for (name, fmt, seeds) in [
+        ("safetensors", Format::Safetensors, safetensors_seeds()),
+        ("gguf", Format::Gguf, gguf_seeds()),
+    ] {
+        let path = dir.path().join(name);
+        let mut rng = Rng(base ^ name.len() as u64);
+        for i in 0..count {
+            let mut data = seeds[(rng.next() % seeds.len() as u64) as usize].clone();
+            mutate(&mut rng, &mut data, &seeds);
+            std::fs::write(&path, &data).unwrap();
+            let mapped = format::open(&path, fmt).is_ok();
+            let len = data.len() as u64;
+            let held = match fmt {
+                Format::Gguf => GgufReader::from_head(&path, data.clone(), len).is_ok(),
+                _ => SafetensorsReader::from_head(&path, data.clone(), len).is_ok(),
+            };
+            if mapped != held {
+                out.push(format!(
+                    "{name} #{i}: mapped {mapped}, held {held}: {:?}",
+                    String::from_utf8_lossy(&data[..data.len().min(200)])
+                ));
+            }
+        }
+    }
+    out
 }
