@@ -235,11 +235,17 @@ pub fn fingerprint(src: &ModelSource, opts: &Options<'_>) -> Result<Fingerprint>
             .into_par_iter()
             .map(|(j, index, range)| {
                 let len = range.end - range.start;
-                let mut acc = Accumulator::new();
-                reader_ref.read(index, range, &mut |v| match v {
-                    Values::F32(x) => acc.push(x),
-                    Values::F64(x) => acc.push(x),
-                })?;
+                let acc = match reader_ref.moments(index, range.clone()) {
+                    Some(acc) => acc?,
+                    None => {
+                        let mut acc = Accumulator::new();
+                        reader_ref.read(index, range, &mut |v| match v {
+                            Values::F32(x) => acc.push(x),
+                            Values::F64(x) => acc.push(x),
+                        })?;
+                        acc
+                    }
+                };
                 if let Some(p) = opts.progress {
                     p(len);
                 }

@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use super::ggml::{GgmlType, Kernel};
-use super::{release_pages, TensorInfo, TensorReader, Values, DECODE_CHUNK};
+use super::{qmoments, release_pages, TensorInfo, TensorReader, Values, DECODE_CHUNK};
+use crate::stats::Accumulator;
 use crate::config::ConfigSummary;
 use crate::error::{Error, Result};
 
@@ -442,6 +443,56 @@ impl GgufReader {
         self.slots
             .get(index)
             .map(|s| s.start as u64..(s.start + s.len) as u64)
+    }
+
+    /// The type, kernel and bytes of elements `range` of tensor `index`, after checking the
+    /// range (in bounds, whole blocks) and that the type can be decoded. Empty for an empty
+    /// range.
+    fn bytes_of(&self, index: usize, range: &Range<u64>) -> Result<(GgmlType, Kernel, &[u8])> {
+        let (Some(t), Some(slot)) = (self.tensors.get(index), self.slots.get(index)) else {
+            return Err(Error::header(
+                &self.path,
+                format!(
+                    "tensor index {index} out of range ({} tensors)",
+                    self.tensors.len()
+                ),
+            ));
+        };
+        let ty = slot.ty;
+        let kernel = ty.kernel.ok_or_else(|| self.unsupported(t, &ty))?;
+        let numel = t.numel();
+        let block = ty.block;
+        if range.start > range.end
+            || range.end > numel
+            || range.start % block != 0
+            || range.end % block != 0
+        {
+            return Err(Error::tensor(
+                &self.path,
+                &t.name,
+                format!(
+                    "element range {range:?} is out of bounds or not aligned to {} blocks of {block} ({numel} elements)",
+                    ty.name
+                ),
+            ));
+        }
+        if range.start == range.end {
+            return Ok((ty, kernel, &[]));
+        }
+        // Both fit in usize: the range lies within the slot validated on open.
+        let lo = (range.start / block * ty.type_size) as usize;
+        let hi = (range.end / block * ty.type_size) as usize;
+        let bytes = self
+            .map
+            .get(slot.start + lo..slot.start + hi)
+            .ok_or_else(|| {
+                Error::tensor(
+                    &self.path,
+                    &t.name,
+                    format!("bytes {lo}..{hi} lie outside the mapped file"),
+                )
+            })?;
+        Ok((ty, kernel, bytes))
     }
 
     fn unsupported(&self, t: &TensorInfo, ty: &GgmlType) -> Error {
@@ -901,49 +952,11 @@ impl TensorReader for GgufReader {
         range: Range<u64>,
         sink: &mut dyn FnMut(Values<'_>),
     ) -> Result<()> {
-        let (Some(t), Some(slot)) = (self.tensors.get(index), self.slots.get(index)) else {
-            return Err(Error::header(
-                &self.path,
-                format!(
-                    "tensor index {index} out of range ({} tensors)",
-                    self.tensors.len()
-                ),
-            ));
-        };
-        let ty = slot.ty;
-        let kernel = ty.kernel.ok_or_else(|| self.unsupported(t, &ty))?;
-        let numel = t.numel();
-        let block = ty.block;
-        if range.start > range.end
-            || range.end > numel
-            || range.start % block != 0
-            || range.end % block != 0
-        {
-            return Err(Error::tensor(
-                &self.path,
-                &t.name,
-                format!(
-                    "element range {range:?} is out of bounds or not aligned to {} blocks of {block} ({numel} elements)",
-                    ty.name
-                ),
-            ));
-        }
-        if range.start == range.end {
+        let (ty, kernel, bytes) = self.bytes_of(index, &range)?;
+        if bytes.is_empty() {
             return Ok(());
         }
-        // Both fit in usize: the range lies within the slot validated on open.
-        let lo = (range.start / block * ty.type_size) as usize;
-        let hi = (range.end / block * ty.type_size) as usize;
-        let bytes = self
-            .map
-            .get(slot.start + lo..slot.start + hi)
-            .ok_or_else(|| {
-                Error::tensor(
-                    &self.path,
-                    &t.name,
-                    format!("bytes {lo}..{hi} lie outside the mapped file"),
-                )
-            })?;
+        let block = ty.block;
         #[cfg(target_endian = "little")]
         if kernel == Kernel::F32 {
             // SAFETY: every bit pattern is a valid f32; align_to only yields the aligned
@@ -969,6 +982,20 @@ impl TensorReader for GgufReader {
         // units instead of growing to the size of the file.
         release_pages(&self.map, bytes);
         Ok(())
+    }
+
+    fn moments(&self, index: usize, range: Range<u64>) -> Option<Result<Accumulator>> {
+        let kernel = self.slots.get(index)?.ty.kernel?;
+        if !qmoments::supported(kernel) {
+            return None;
+        }
+        Some(self.bytes_of(index, &range).map(|(_, kernel, bytes)| {
+            let mut acc = Accumulator::new();
+            // `supported` was checked above, so this always accumulates.
+            let _ = qmoments::accumulate(kernel, bytes, &mut acc, &mut qmoments::Scratch::new());
+            release_pages(&self.map, bytes);
+            acc
+        }))
     }
 
     fn architecture(&self) -> Option<String> {
