@@ -1620,8 +1620,7 @@ fn moments_from_codes_match_dequantized_on_real_models() {
         "qwen2.5-coder-0.5b-instruct-awq",
         "qwen2.5-coder-1.5b-instruct",
     ] {
-        let Some(path) = model("moments_from_codes_match_dequantized_on_real_models", name)
-        else {
+        let Some(path) = model("moments_from_codes_match_dequantized_on_real_models", name) else {
             continue;
         };
         let r = GgufReader::open(&path).unwrap();

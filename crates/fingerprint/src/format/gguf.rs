@@ -24,9 +24,9 @@ use memmap2::Mmap;
 
 use super::ggml::{GgmlType, Kernel};
 use super::{qmoments, release_pages, TensorInfo, TensorReader, Values, DECODE_CHUNK};
-use crate::stats::Accumulator;
 use crate::config::ConfigSummary;
 use crate::error::{Error, Result};
+use crate::stats::Accumulator;
 
 /// The four magic bytes every GGUF file starts with.
 pub const MAGIC: &[u8; 4] = b"GGUF";

@@ -184,7 +184,12 @@ fn summarise_group(lay: &Layout, group: &[u8], s: &mut Scratch) -> Option<BlockS
         thresholds[j] = t.min(255) as u8;
         beyond[j] = t > u32::from(lay.top);
     }
-    sums(lay.sub, &s.codes[..subs * lay.sub], &thresholds[..subs], &mut s.sums[..subs]);
+    sums(
+        lay.sub,
+        &s.codes[..subs * lay.sub],
+        &thresholds[..subs],
+        &mut s.sums[..subs],
+    );
     if lay.check {
         for j in 0..subs {
             let u = &s.sums[j];
@@ -515,7 +520,10 @@ fn k4_scales(b: &[u8], a: &mut [f32], off: &mut [f32]) {
 fn unpack_q4_k(b: &[u8], codes: &mut [u8], a: &mut [f32], off: &mut [f32]) {
     k4_scales(b, a, off);
     for p in 0..4 {
-        nibbles(&b[16 + p * 32..16 + p * 32 + 32], &mut codes[p * 64..p * 64 + 64]);
+        nibbles(
+            &b[16 + p * 32..16 + p * 32 + 32],
+            &mut codes[p * 64..p * 64 + 64],
+        );
     }
 }
 
@@ -645,10 +653,7 @@ mod avx2 {
         let inv = _mm_xor_si128(v, _mm_set1_epi8(-1));
         let mx = _mm_min_epu8(inv, _mm_srli_epi16::<8>(inv));
         let mx = _mm_minpos_epu16(_mm_and_si128(mx, mask));
-        (
-            _mm_cvtsi128_si32(mn) as u8,
-            !(_mm_cvtsi128_si32(mx) as u8),
-        )
+        (_mm_cvtsi128_si32(mn) as u8, !(_mm_cvtsi128_si32(mx) as u8))
     }
 }
 
@@ -685,7 +690,8 @@ mod tests {
             let b = dmin * (next() % 64) as f32;
             let (lo, hi) = ((next() % 16) as u8, 15u8);
             let lo = lo.min(hi);
-            let all = (lo..=hi).all(|u| (a * u as f32 - b) as f64 == a as f64 * u as f64 - b as f64);
+            let all =
+                (lo..=hi).all(|u| (a * u as f32 - b) as f64 == a as f64 * u as f64 - b as f64);
             if exact_in_f32(a, b, lo, hi) {
                 assert!(all, "claimed exact: a {a} b {b} codes {lo}..={hi}");
                 exact += 1;
@@ -698,7 +704,16 @@ mod tests {
 
     #[test]
     fn thresholds_split_signs_exactly() {
-        for (a, b) in [(0.5, 3.0), (0.5, 3.1), (-0.25, -1.0), (1.0, -5.0), (1.0, 100.0), (0.0, 2.0), (-1.0, 5.0), (3.0, 0.0)] {
+        for (a, b) in [
+            (0.5, 3.0),
+            (0.5, 3.1),
+            (-0.25, -1.0),
+            (1.0, -5.0),
+            (1.0, 100.0),
+            (0.0, 2.0),
+            (-1.0, 5.0),
+            (3.0, 0.0),
+        ] {
             let t = threshold(a, b, 15);
             for u in 0..=15u32 {
                 let v = a * u as f64 - b;
@@ -728,9 +743,13 @@ mod tests {
         };
         for sub in [16usize, 32] {
             for top in [3u8, 15, 63, 255] {
-                let codes: Vec<u8> = (0..BLOCK).map(|_| (next() % (top as u64 + 1)) as u8).collect();
+                let codes: Vec<u8> = (0..BLOCK)
+                    .map(|_| (next() % (top as u64 + 1)) as u8)
+                    .collect();
                 let subs = BLOCK / sub;
-                let t: Vec<u8> = (0..subs).map(|_| (next() % (top as u64 + 1)) as u8).collect();
+                let t: Vec<u8> = (0..subs)
+                    .map(|_| (next() % (top as u64 + 1)) as u8)
+                    .collect();
                 let mut x = vec![SubSums::default(); subs];
                 let mut y = vec![SubSums::default(); subs];
                 sums_portable(sub, &codes, &t, &mut x);
