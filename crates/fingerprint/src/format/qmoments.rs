@@ -38,6 +38,7 @@ const F32_SPAN: f64 = 16_777_216.0;
 /// How a ggml type's bytes map to codes and per-sub-block `(a, b)`.
 #[derive(Clone, Copy)]
 struct Layout {
+    kernel: Kernel,
     /// Elements per ggml block.
     block: usize,
     /// Bytes per ggml block.
@@ -50,34 +51,31 @@ struct Layout {
     /// sub-block. The others are exact by construction: `b = a·2^k`, and the significands of
     /// the f16 scale, the integer sub-scale and the code need at most 23 bits together.
     check: bool,
-    /// Decodes one ggml block: codes into `codes` (`block` of them), `a` and `b` of its
-    /// sub-blocks into `a` and `b` (`block / sub` of each).
-    unpack: fn(&[u8], &mut [u8], &mut [f32], &mut [f32]),
 }
 
 fn layout(kernel: Kernel) -> Option<Layout> {
-    let l = |block, size, sub, top, check, unpack| {
+    let l = |block, size, sub, top, check| {
         Some(Layout {
+            kernel,
             block,
             size,
             sub,
             top,
             check,
-            unpack,
         })
     };
     match kernel {
-        Kernel::Q4_0 => l(32, 18, 32, 15, false, unpack_q4_0),
-        Kernel::Q4_1 => l(32, 20, 32, 15, true, unpack_q4_1),
-        Kernel::Q5_0 => l(32, 22, 32, 31, false, unpack_q5_0),
-        Kernel::Q5_1 => l(32, 24, 32, 31, true, unpack_q5_1),
-        Kernel::Q8_0 => l(32, 34, 32, 255, false, unpack_q8_0),
-        Kernel::Q8_1 => l(32, 36, 32, 255, false, unpack_q8_1),
-        Kernel::Q2_K => l(256, 84, 16, 3, true, unpack_q2_k),
-        Kernel::Q3_K => l(256, 110, 16, 7, false, unpack_q3_k),
-        Kernel::Q4_K => l(256, 144, 32, 15, true, unpack_q4_k),
-        Kernel::Q5_K => l(256, 176, 32, 31, true, unpack_q5_k),
-        Kernel::Q6_K => l(256, 210, 16, 63, false, unpack_q6_k),
+        Kernel::Q4_0 => l(32, 18, 32, 15, false),
+        Kernel::Q4_1 => l(32, 20, 32, 15, true),
+        Kernel::Q5_0 => l(32, 22, 32, 31, false),
+        Kernel::Q5_1 => l(32, 24, 32, 31, true),
+        Kernel::Q8_0 => l(32, 34, 32, 255, false),
+        Kernel::Q8_1 => l(32, 36, 32, 255, false),
+        Kernel::Q2_K => l(256, 84, 16, 3, true),
+        Kernel::Q3_K => l(256, 110, 16, 7, false),
+        Kernel::Q4_K => l(256, 144, 32, 15, true),
+        Kernel::Q5_K => l(256, 176, 32, 31, true),
+        Kernel::Q6_K => l(256, 210, 16, 63, false),
         // Q8_K's scale is a full f32, so its products round: no exact form. Plain types have
         // nothing to gain.
         Kernel::Q8_K | Kernel::F32 | Kernel::F16 | Kernel::BF16 => None,
@@ -89,23 +87,59 @@ pub(crate) fn supported(kernel: Kernel) -> bool {
     layout(kernel).is_some()
 }
 
+/// Integer sums over each sub-block's codes (one entry per sub-block).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Sums {
+    /// Σu.
+    u1: [u32; MAX_SUBS],
+    /// Σu².
+    u2: [u32; MAX_SUBS],
+    /// Smallest and largest code.
+    min: [u8; MAX_SUBS],
+    max: [u8; MAX_SUBS],
+    /// Σu and count over the codes `u >= t` (the sign threshold).
+    above: [u32; MAX_SUBS],
+    count: [u32; MAX_SUBS],
+}
+
+impl Sums {
+    const fn new() -> Self {
+        Sums {
+            u1: [0; MAX_SUBS],
+            u2: [0; MAX_SUBS],
+            min: [0; MAX_SUBS],
+            max: [0; MAX_SUBS],
+            above: [0; MAX_SUBS],
+            count: [0; MAX_SUBS],
+        }
+    }
+}
+
 /// Buffers for one block of [`BLOCK`] values.
 pub(crate) struct Scratch {
     codes: [u8; BLOCK],
     a: [f32; MAX_SUBS],
     b: [f32; MAX_SUBS],
-    sums: [SubSums; MAX_SUBS],
+    /// Sign threshold per sub-block (see [`thresholds`]), and whether it lies past the top code.
+    t: [u8; MAX_SUBS],
+    beyond: [bool; MAX_SUBS],
+    sums: Sums,
+    /// Per-sub-block terms of [`combine`].
+    terms: [[f64; MAX_SUBS]; 7],
     values: [f32; BLOCK],
 }
 
 impl Scratch {
-    /// Fresh buffers (on the heap: 18 KiB).
+    /// Fresh buffers (on the heap: about 26 KiB).
     pub(crate) fn new() -> Box<Scratch> {
         Box::new(Scratch {
             codes: [0; BLOCK],
             a: [0.0; MAX_SUBS],
             b: [0.0; MAX_SUBS],
-            sums: [SubSums::default(); MAX_SUBS],
+            t: [0; MAX_SUBS],
+            beyond: [false; MAX_SUBS],
+            sums: Sums::new(),
+            terms: [[0.0; MAX_SUBS]; 7],
             values: [0.0; BLOCK],
         })
     }
@@ -121,6 +155,25 @@ pub(crate) fn accumulate(
     scratch: &mut Scratch,
 ) -> Option<u64> {
     let lay = layout(kernel)?;
+    #[cfg(target_arch = "x86_64")]
+    {
+        if avx2::available() {
+            // SAFETY: the CPU supports AVX2.
+            return Some(unsafe { avx2::accumulate(&lay, bytes, acc, scratch) });
+        }
+    }
+    Some(accumulate_with(&lay, bytes, acc, scratch, sums_portable))
+}
+
+/// [`accumulate`] with a given code-sum kernel (inlined into each instruction set's copy).
+#[inline(always)]
+fn accumulate_with(
+    lay: &Layout,
+    bytes: &[u8],
+    acc: &mut Accumulator,
+    s: &mut Scratch,
+    sums: impl Fn(usize, &[u8], &[u8], &mut Sums),
+) -> u64 {
     let per_group = BLOCK / lay.block;
     let mut n = 0u64;
     for group in bytes.chunks(per_group * lay.size) {
@@ -130,186 +183,250 @@ pub(crate) fn accumulate(
         }
         let group = &group[..blocks * lay.size];
         let values = blocks * lay.block;
-        match summarise_group(&lay, group, scratch) {
-            Some(s) => acc.merge_block(s),
+        match summarise_group(lay, group, s, &sums) {
+            Some(summary) => acc.merge_block(summary),
             None => {
-                let got = kernel.dequantize(group, &mut scratch.values[..values]);
-                acc.push(&scratch.values[..got]);
+                let got = lay.kernel.dequantize(group, &mut s.values[..values]);
+                acc.push(&s.values[..got]);
             }
         }
         n += values as u64;
     }
-    Some(n)
-}
-
-/// Integer sums over one sub-block's codes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct SubSums {
-    /// Σu.
-    u1: u32,
-    /// Σu².
-    u2: u32,
-    /// Smallest and largest code.
-    min: u8,
-    max: u8,
-    /// Σu and count over the codes `u >= t` (the sign threshold).
-    above: u32,
-    count: u32,
+    n
 }
 
 /// The moments of one block of codes, or `None` when a scale is not finite or ggml would
 /// round a value (then the caller dequantizes).
-fn summarise_group(lay: &Layout, group: &[u8], s: &mut Scratch) -> Option<BlockSummary> {
+#[inline(always)]
+fn summarise_group(
+    lay: &Layout,
+    group: &[u8],
+    s: &mut Scratch,
+    sums: &impl Fn(usize, &[u8], &[u8], &mut Sums),
+) -> Option<BlockSummary> {
     let blocks = group.len() / lay.size;
-    let subs_per_block = lay.block / lay.sub;
+    let per_block = lay.block / lay.sub;
     for (k, blk) in group.chunks_exact(lay.size).enumerate() {
         let c = k * lay.block;
-        let j = k * subs_per_block;
-        (lay.unpack)(
+        let j = k * per_block;
+        unpack(
+            lay.kernel,
             blk,
             &mut s.codes[c..c + lay.block],
-            &mut s.a[j..j + subs_per_block],
-            &mut s.b[j..j + subs_per_block],
+            &mut s.a[j..j + per_block],
+            &mut s.b[j..j + per_block],
         );
     }
-    let subs = blocks * subs_per_block;
+    let subs = blocks * per_block;
     let (a, b) = (&s.a[..subs], &s.b[..subs]);
-    if !a.iter().chain(b).all(|x| x.is_finite()) {
+    let mut finite = true;
+    for (&a, &b) in a.iter().zip(b) {
+        finite &= a.is_finite() & b.is_finite();
+    }
+    if !finite {
         return None;
     }
-    let mut thresholds = [0u8; MAX_SUBS];
-    let mut beyond = [false; MAX_SUBS];
-    for j in 0..subs {
-        let t = threshold(a[j] as f64, b[j] as f64, lay.top);
-        thresholds[j] = t.min(255) as u8;
-        beyond[j] = t > u32::from(lay.top);
-    }
+    let [tf, ..] = &mut s.terms;
+    thresholds(
+        a,
+        b,
+        lay.top,
+        &mut tf[..subs],
+        &mut s.t[..subs],
+        &mut s.beyond[..subs],
+    );
     sums(
         lay.sub,
         &s.codes[..subs * lay.sub],
-        &thresholds[..subs],
-        &mut s.sums[..subs],
+        &s.t[..subs],
+        &mut s.sums,
     );
-    if lay.check {
-        for j in 0..subs {
-            let u = &s.sums[j];
-            if !exact_in_f32(a[j], b[j], u.min, u.max) {
-                return None;
+    if lay.check && !exact_in_f32(a, b, &s.sums, subs) {
+        return None;
+    }
+    Some(combine(
+        lay.sub,
+        a,
+        b,
+        &s.sums,
+        &s.beyond[..subs],
+        &mut s.terms,
+    ))
+}
+
+/// Per sub-block, the first code `u` (0..=top + 1) from which `a·u − b` has the sign it has at
+/// the top code: for `a > 0` the first `u` with `a·u >= b`, for `a < 0` the first with
+/// `a·u < b` (any for `a = 0`). Products `a·u` of an f32 and a byte are exact in f64, so the
+/// comparisons are exact; the correctly rounded quotient is off by at most one, which one
+/// step each way corrects. `t` gets it capped at 255, `beyond` whether it is past the top.
+#[inline(always)]
+fn thresholds(a: &[f32], b: &[f32], top: u8, tf: &mut [f64], t: &mut [u8], beyond: &mut [bool]) {
+    let done = {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if avx2::available() {
+                // SAFETY: the CPU supports AVX2.
+                unsafe { avx2::thresholds(a, b, top as f64, tf) }
+            } else {
+                0
             }
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        0
+    };
+    thresholds_portable(&a[done..], &b[done..], top, &mut tf[done..]);
+    let top = top as f64;
+    for ((&u, t), beyond) in tf.iter().zip(t.iter_mut()).zip(beyond.iter_mut()) {
+        *beyond = u > top;
+        *t = u.min(255.0) as u8;
     }
-    Some(combine(lay.sub, a, b, &s.sums[..subs], &beyond[..subs]))
 }
 
-/// The first code `u` (0..=top + 1) from which `a·u − b` has the sign it has at the top
-/// code: for `a > 0` the first `u` with `a·u >= b`, for `a < 0` the first with `a·u < b`.
-/// Products `a·u` of an f32 and a byte are exact in f64, so the comparisons are exact.
-fn threshold(a: f64, b: f64, top: u8) -> u32 {
-    let top = u32::from(top);
-    let past = |u: u32| {
-        let x = a * u as f64;
-        if a > 0.0 {
-            x >= b
-        } else {
-            x < b
-        }
-    };
-    if a == 0.0 || past(0) {
-        return 0;
+/// The thresholds of [`thresholds`] as f64, one sub-block at a time.
+#[inline(always)]
+fn thresholds_portable(a: &[f32], b: &[f32], top: u8, tf: &mut [f64]) {
+    let top = top as f64;
+    for ((&a, &b), tf) in a.iter().zip(b).zip(tf.iter_mut()) {
+        let (a, b) = (a as f64, b as f64);
+        let q = b / a;
+        let guess = if a > 0.0 { q.ceil() } else { q.floor() + 1.0 };
+        // `max` drops a NaN guess (a = 0).
+        let u = guess.max(0.0).min(top + 1.0);
+        let past = |u: f64| if a > 0.0 { a * u >= b } else { a * u < b };
+        let u = if u > 0.0 && past(u - 1.0) { u - 1.0 } else { u };
+        *tf = if u <= top && !past(u) { u + 1.0 } else { u };
     }
-    if !past(top) {
-        return top + 1;
-    }
-    // past(0) is false and past(top) true: start from the quotient, then step to the exact
-    // boundary (at most a step or two: the division is correctly rounded).
-    let guess = (b / a).ceil();
-    let mut t = if guess.is_finite() {
-        guess.clamp(1.0, top as f64) as u32
-    } else {
-        top
-    };
-    while t > 1 && past(t - 1) {
-        t -= 1;
-    }
-    while !past(t) {
-        t += 1;
-    }
-    t
 }
 
-/// The lowest set bit of a finite f32 as a power of two in f64 (`+Inf` for zero).
-fn lowest_bit(x: f32) -> f64 {
+/// The lowest set bit of a finite f32 as a power of two (`+Inf` for zero): the value minus
+/// itself with that bit cleared (exact: same exponent), or the value itself when its
+/// significand field is empty (a power of two).
+#[inline(always)]
+fn lowest_bit(x: f32) -> f32 {
     let bits = x.to_bits() & 0x7fff_ffff;
+    let whole = f32::from_bits(bits);
+    let low = if bits & 0x7f_ffff == 0 {
+        whole
+    } else {
+        whole - f32::from_bits(bits & bits.wrapping_sub(1))
+    };
     if bits == 0 {
-        return f64::INFINITY;
+        f32::INFINITY
+    } else {
+        low
     }
-    let exp = (bits >> 23) as i32;
-    let man = bits & 0x7f_ffff;
-    // Normal numbers have the implicit bit; both have a unit of 2^(max(exp, 1) - 150).
-    let sig = if exp == 0 { man } else { man | 0x80_0000 };
-    let e = exp.max(1) - 150 + sig.trailing_zeros() as i32;
-    f64::from_bits(((e + 1023) as u64) << 52)
 }
 
-/// True when f32 arithmetic gives `a·u − b` exactly for every code `u` in `lo..=hi`: all
-/// those values are multiples of `g`, the smaller of the lowest set bits of `a` and `b`, and
-/// they are exact when below `2^24·g` in magnitude; a linear function is largest at an end.
-/// (`a·u` itself is exact: `a` has at most 17 significant bits and `u` at most 5 for these
-/// types, which the `a·hi` bound checks too.)
-fn exact_in_f32(a: f32, b: f32, lo: u8, hi: u8) -> bool {
-    let limit = F32_SPAN * lowest_bit(a).min(lowest_bit(b));
-    let product = (a as f64 * hi as f64).abs() < F32_SPAN * lowest_bit(a);
-    let end = |u: u8| (a as f64 * u as f64 - b as f64).abs();
-    product && end(lo) < limit && end(hi) < limit
+/// True when f32 arithmetic gives `a·u − b` exactly for every code `u` between each
+/// sub-block's smallest and largest: those values are multiples of `g`, the smaller of the
+/// lowest set bits of `a` and `b`, and are exact when below `2^24·g` in magnitude; a linear
+/// function is largest at an end. (`a·u` itself is exact: `a` has at most 17 significant
+/// bits and `u` at most 5 for these types, which the `a·max` bound checks too.)
+#[inline(always)]
+fn exact_in_f32(a: &[f32], b: &[f32], sums: &Sums, subs: usize) -> bool {
+    let mut ok = true;
+    for j in 0..subs {
+        let (la, lb) = (lowest_bit(a[j]), lowest_bit(b[j]));
+        let limit = F32_SPAN * la.min(lb) as f64;
+        let (x, y) = (a[j] as f64, b[j] as f64);
+        let (lo, hi) = (sums.min[j] as f64, sums.max[j] as f64);
+        ok &= ((x * hi).abs() < F32_SPAN * la as f64)
+            & ((x * lo - y).abs() < limit)
+            & ((x * hi - y).abs() < limit);
+    }
+    ok
 }
 
 /// Combine the sub-blocks of one block: first-pass mean from the sub-block sums, then the
 /// exact sub-block means' deviations from it (corrected two-pass), plus each sub-block's own
-/// sum of squared deviations, exact up to one rounding.
-fn combine(sub: usize, a: &[f32], b: &[f32], sums: &[SubSums], beyond: &[bool]) -> BlockSummary {
+/// sum of squared deviations, exact up to one rounding. Element-wise terms first, then sums
+/// over [`WAYS`] interleaved partial sums folded in a fixed order (so the compiler can
+/// vectorise them and the result does not depend on how).
+#[inline(always)]
+fn combine(
+    sub: usize,
+    a: &[f32],
+    b: &[f32],
+    s: &Sums,
+    beyond: &[bool],
+    terms: &mut [[f64; MAX_SUBS]; 7],
+) -> BlockSummary {
+    let subs = a.len();
+    // Pad to a multiple of WAYS with sub-blocks that add nothing.
+    let padded = subs.next_multiple_of(WAYS);
     let len = sub as f64;
     // `sub` is a power of two, so dividing by it is exact.
     let inv_len = 1.0 / len;
-    let n = (a.len() * sub) as f64;
-    let mut total = 0.0;
-    for ((&a, &b), s) in a.iter().zip(b).zip(sums) {
-        total += a as f64 * s.u1 as f64 - len * b as f64;
-    }
-    let c = total / n;
-    let (mut dev, mut dev2, mut within, mut abs) = (0.0, 0.0, 0.0, 0.0);
-    let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
-    for (((&a, &b), s), &beyond) in a.iter().zip(b).zip(sums).zip(beyond) {
-        let (a, b) = (a as f64, b as f64);
-        let u1 = s.u1 as f64;
-        // The sub-block mean a·U1/len − b, exactly, as a double-double.
-        let (hi, lo) = two_sum(a * u1 * inv_len, -b);
-        let d = (hi - c) + lo;
-        dev += d;
-        dev2 += d * d;
-        // len·U2 − U1² is an exact integer (< 2^36).
-        let spread = (sub as i64 * i64::from(s.u2) - i64::from(s.u1) * i64::from(s.u1)) as f64;
-        within += (a * a) * spread;
-        let (above, count) = if beyond {
+    let n = (subs * sub) as f64;
+    let [sum, within, abs, lo, hi, mean, mean_lo] = terms;
+    for j in 0..subs {
+        let (x, y) = (a[j] as f64, b[j] as f64);
+        let (u1, u2) = (s.u1[j] as f64, s.u2[j] as f64);
+        sum[j] = x * u1 - len * y;
+        // len·U2 − U1² is an exact integer (< 2^27), exact in f64 too.
+        within[j] = (x * x) * (len * u2 - u1 * u1);
+        let (above, count) = if beyond[j] {
             (0.0, 0.0)
         } else {
-            (s.above as f64, s.count as f64)
+            (s.above[j] as f64, s.count[j] as f64)
         };
-        let upper = a * above - b * count;
-        let lower = a * (u1 - above) - b * (len - count);
-        abs += if a > 0.0 {
+        let upper = x * above - y * count;
+        let lower = x * (u1 - above) - y * (len - count);
+        abs[j] = if x > 0.0 {
             upper - lower
-        } else if a < 0.0 {
+        } else if x < 0.0 {
             lower - upper
         } else {
-            len * b.abs()
+            len * y.abs()
         };
-        let (x, y) = (a * s.min as f64 - b, a * s.max as f64 - b);
-        let (lo_v, hi_v) = if a >= 0.0 { (x, y) } else { (y, x) };
-        min = min.min(lo_v);
-        max = max.max(hi_v);
+        let (p, q) = (x * s.min[j] as f64 - y, x * s.max[j] as f64 - y);
+        lo[j] = if x >= 0.0 { p } else { q };
+        hi[j] = if x >= 0.0 { q } else { p };
+        // The sub-block mean a·U1/len − b, exactly, as a double-double.
+        (mean[j], mean_lo[j]) = two_sum(x * u1 * inv_len, -y);
     }
-    let dev_sum = dev * len;
-    let ss = dev2 * len + within * inv_len;
+    for j in subs..padded {
+        (sum[j], within[j], abs[j]) = (0.0, 0.0, 0.0);
+        (lo[j], hi[j]) = (f64::INFINITY, f64::NEG_INFINITY);
+    }
+    let mut total = [0.0; WAYS];
+    for j in (0..padded).step_by(WAYS) {
+        for w in 0..WAYS {
+            total[w] += sum[j + w];
+        }
+    }
+    let c = fold(total, |x, y| x + y) / n;
+    let (mut dev, mut dev2, mut inner, mut abs_sum) =
+        ([0.0; WAYS], [0.0; WAYS], [0.0; WAYS], [0.0; WAYS]);
+    let (mut min, mut max) = ([f64::INFINITY; WAYS], [f64::NEG_INFINITY; WAYS]);
+    for j in 0..subs {
+        mean[j] = (mean[j] - c) + mean_lo[j];
+    }
+    for j in subs..padded {
+        mean[j] = 0.0;
+    }
+    for j in (0..padded).step_by(WAYS) {
+        for w in 0..WAYS {
+            let d = mean[j + w];
+            dev[w] += d;
+            dev2[w] += d * d;
+            inner[w] += within[j + w];
+            abs_sum[w] += abs[j + w];
+            min[w] = if lo[j + w] < min[w] {
+                lo[j + w]
+            } else {
+                min[w]
+            };
+            max[w] = if hi[j + w] > max[w] {
+                hi[j + w]
+            } else {
+                max[w]
+            };
+        }
+    }
+    let add = |x: f64, y: f64| x + y;
+    let dev_sum = fold(dev, add) * len;
+    let ss = fold(dev2, add) * len + fold(inner, add) * inv_len;
     let m2 = (ss - dev_sum * dev_sum / n).max(0.0);
     let (mean, mean_lo) = fast_two_sum(c, dev_sum / n);
     BlockSummary {
@@ -317,49 +434,63 @@ fn combine(sub: usize, a: &[f32], b: &[f32], sums: &[SubSums], beyond: &[bool]) 
         mean,
         mean_lo,
         m2,
-        min,
-        max,
-        abs_sum: abs,
+        min: fold(min, f64::min),
+        max: fold(max, f64::max),
+        abs_sum: fold(abs_sum, add),
         sq_sum: m2 + n * (mean * mean),
     }
 }
 
-/// Integer sums of every sub-block of `sub` codes, `t[j]` the threshold of sub-block `j`.
-fn sums(sub: usize, codes: &[u8], t: &[u8], out: &mut [SubSums]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if avx2::available() {
-            // SAFETY: the CPU supports AVX2.
-            unsafe { avx2::sums(sub, codes, t, out) };
-            return;
-        }
-    }
-    sums_portable(sub, codes, t, out)
-}
+/// Partial sums per reduction in [`combine`].
+const WAYS: usize = 4;
 
-fn sums_portable(sub: usize, codes: &[u8], t: &[u8], out: &mut [SubSums]) {
-    for ((c, &t), o) in codes.chunks_exact(sub).zip(t).zip(out.iter_mut()) {
-        *o = sub_sums(c, t);
-    }
-}
-
+/// `WAYS` partial results in a fixed tree order.
 #[inline(always)]
-fn sub_sums(codes: &[u8], t: u8) -> SubSums {
-    let mut s = SubSums {
-        min: u8::MAX,
-        ..SubSums::default()
-    };
-    for &u in codes {
-        let w = u32::from(u);
-        s.u1 += w;
-        s.u2 += w * w;
-        s.min = s.min.min(u);
-        s.max = s.max.max(u);
-        let ge = u32::from(u >= t);
-        s.above += w * ge;
-        s.count += ge;
+fn fold(l: [f64; WAYS], f: impl Fn(f64, f64) -> f64) -> f64 {
+    f(f(l[0], l[1]), f(l[2], l[3]))
+}
+
+/// The code sums of every sub-block of `sub` codes, `t[j]` the threshold of sub-block `j`.
+fn sums_portable(sub: usize, codes: &[u8], t: &[u8], out: &mut Sums) {
+    for (j, (c, &t)) in codes.chunks_exact(sub).zip(t).enumerate() {
+        let (mut u1, mut u2, mut above, mut count) = (0u32, 0u32, 0u32, 0u32);
+        let (mut min, mut max) = (u8::MAX, 0u8);
+        for &u in c {
+            let w = u32::from(u);
+            u1 += w;
+            u2 += w * w;
+            min = min.min(u);
+            max = max.max(u);
+            let ge = u32::from(u >= t);
+            above += w * ge;
+            count += ge;
+        }
+        out.u1[j] = u1;
+        out.u2[j] = u2;
+        out.min[j] = min;
+        out.max[j] = max;
+        out.above[j] = above;
+        out.count[j] = count;
     }
-    s
+}
+
+/// Decode one ggml block of `kernel` (one of [`layout`]'s).
+#[inline(always)]
+fn unpack(kernel: Kernel, b: &[u8], codes: &mut [u8], a: &mut [f32], off: &mut [f32]) {
+    match kernel {
+        Kernel::Q4_0 => unpack_q4_0(b, codes, a, off),
+        Kernel::Q4_1 => unpack_q4_1(b, codes, a, off),
+        Kernel::Q5_0 => unpack_q5_0(b, codes, a, off),
+        Kernel::Q5_1 => unpack_q5_1(b, codes, a, off),
+        Kernel::Q8_0 => unpack_q8(b, 2, codes, a, off),
+        Kernel::Q8_1 => unpack_q8(b, 4, codes, a, off),
+        Kernel::Q2_K => unpack_q2_k(b, codes, a, off),
+        Kernel::Q3_K => unpack_q3_k(b, codes, a, off),
+        Kernel::Q4_K => unpack_q4_k(b, codes, a, off),
+        Kernel::Q5_K => unpack_q5_k(b, codes, a, off),
+        Kernel::Q6_K => unpack_q6_k(b, codes, a, off),
+        Kernel::Q8_K | Kernel::F32 | Kernel::F16 | Kernel::BF16 => {}
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -382,6 +513,7 @@ fn nibbles(qs: &[u8], codes: &mut [u8]) {
     }
 }
 
+#[inline(always)]
 fn unpack_q4_0(b: &[u8], codes: &mut [u8], a: &mut [f32], off: &mut [f32]) {
     let d = half_at(b, 0);
     nibbles(&b[2..18], codes);
@@ -390,6 +522,7 @@ fn unpack_q4_0(b: &[u8], codes: &mut [u8], a: &mut [f32], off: &mut [f32]) {
     off[0] = 8.0 * d;
 }
 
+#[inline(always)]
 fn unpack_q4_1(b: &[u8], codes: &mut [u8], a: &mut [f32], off: &mut [f32]) {
     nibbles(&b[4..20], codes);
     // y = u·d + m
@@ -404,6 +537,7 @@ fn fifth_bits(qh: u32, codes: &mut [u8]) {
     }
 }
 
+#[inline(always)]
 fn unpack_q5_0(b: &[u8], codes: &mut [u8], a: &mut [f32], off: &mut [f32]) {
     let d = half_at(b, 0);
     nibbles(&b[6..22], codes);
@@ -412,6 +546,7 @@ fn unpack_q5_0(b: &[u8], codes: &mut [u8], a: &mut [f32], off: &mut [f32]) {
     off[0] = 16.0 * d;
 }
 
+#[inline(always)]
 fn unpack_q5_1(b: &[u8], codes: &mut [u8], a: &mut [f32], off: &mut [f32]) {
     nibbles(&b[8..24], codes);
     fifth_bits(u32::from_le_bytes([b[4], b[5], b[6], b[7]]), codes);
@@ -419,6 +554,7 @@ fn unpack_q5_1(b: &[u8], codes: &mut [u8], a: &mut [f32], off: &mut [f32]) {
     off[0] = -half_at(b, 2);
 }
 
+#[inline(always)]
 fn unpack_q8(b: &[u8], start: usize, codes: &mut [u8], a: &mut [f32], off: &mut [f32]) {
     let d = half_at(b, 0);
     for (c, &q) in codes.iter_mut().zip(&b[start..start + 32]) {
@@ -429,14 +565,7 @@ fn unpack_q8(b: &[u8], start: usize, codes: &mut [u8], a: &mut [f32], off: &mut 
     off[0] = 128.0 * d;
 }
 
-fn unpack_q8_0(b: &[u8], codes: &mut [u8], a: &mut [f32], off: &mut [f32]) {
-    unpack_q8(b, 2, codes, a, off)
-}
-
-fn unpack_q8_1(b: &[u8], codes: &mut [u8], a: &mut [f32], off: &mut [f32]) {
-    unpack_q8(b, 4, codes, a, off)
-}
-
+#[inline(always)]
 fn unpack_q2_k(b: &[u8], codes: &mut [u8], a: &mut [f32], off: &mut [f32]) {
     let scales = &b[0..16];
     let qs = &b[16..80];
@@ -460,6 +589,7 @@ fn unpack_q2_k(b: &[u8], codes: &mut [u8], a: &mut [f32], off: &mut [f32]) {
     }
 }
 
+#[inline(always)]
 fn unpack_q3_k(b: &[u8], codes: &mut [u8], a: &mut [f32], off: &mut [f32]) {
     let hmask = &b[0..32];
     let qs = &b[32..96];
@@ -517,6 +647,7 @@ fn k4_scales(b: &[u8], a: &mut [f32], off: &mut [f32]) {
     }
 }
 
+#[inline(always)]
 fn unpack_q4_k(b: &[u8], codes: &mut [u8], a: &mut [f32], off: &mut [f32]) {
     k4_scales(b, a, off);
     for p in 0..4 {
@@ -527,6 +658,7 @@ fn unpack_q4_k(b: &[u8], codes: &mut [u8], a: &mut [f32], off: &mut [f32]) {
     }
 }
 
+#[inline(always)]
 fn unpack_q5_k(b: &[u8], codes: &mut [u8], a: &mut [f32], off: &mut [f32]) {
     k4_scales(b, a, off);
     let qh = &b[16..48];
@@ -541,6 +673,7 @@ fn unpack_q5_k(b: &[u8], codes: &mut [u8], a: &mut [f32], off: &mut [f32]) {
     }
 }
 
+#[inline(always)]
 fn unpack_q6_k(b: &[u8], codes: &mut [u8], a: &mut [f32], off: &mut [f32]) {
     let d = half_at(b, 208);
     for (i, (a, off)) in a.iter_mut().zip(off.iter_mut()).enumerate().take(16) {
@@ -561,12 +694,13 @@ fn unpack_q6_k(b: &[u8], codes: &mut [u8], a: &mut [f32], off: &mut [f32]) {
     }
 }
 
-/// The code sums with AVX2: 32 codes per register.
+/// The AVX2 copy: code sums 32 codes per register, the rest compiled for AVX2.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::SubSums;
+    use super::{accumulate_with, Layout, Sums};
+    use crate::stats::Accumulator;
 
     /// True when the CPU has AVX2 (cached by the standard library after the first call).
     #[inline(always)]
@@ -574,13 +708,31 @@ mod avx2 {
         std::arch::is_x86_feature_detected!("avx2")
     }
 
-    /// [`super::sums_portable`], with the same results.
+    /// [`super::accumulate`] compiled for AVX2.
     ///
     /// # Safety
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn sums(sub: usize, codes: &[u8], t: &[u8], out: &mut [SubSums]) {
-        let subs = out.len().min(t.len()).min(codes.len() / sub);
+    pub(super) unsafe fn accumulate(
+        lay: &Layout,
+        bytes: &[u8],
+        acc: &mut Accumulator,
+        s: &mut super::Scratch,
+    ) -> u64 {
+        // SAFETY (closure): this function only runs when AVX2 is present.
+        accumulate_with(lay, bytes, acc, s, |sub, codes, t, out| unsafe {
+            sums(sub, codes, t, out)
+        })
+    }
+
+    /// [`super::sums_portable`], with the same results.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn sums(sub: usize, codes: &[u8], t: &[u8], out: &mut Sums) {
+        let subs = t.len().min(codes.len() / sub).min(out.u1.len());
         let p = codes.as_ptr();
         let zero = _mm256_setzero_si256();
         let ones = _mm256_set1_epi8(1);
@@ -598,10 +750,12 @@ mod avx2 {
             let s1 = _mm256_sad_epu8(v, zero);
             let sa = _mm256_sad_epu8(_mm256_and_si256(v, ge), zero);
             let sc = _mm256_sad_epu8(_mm256_and_si256(ge, ones), zero);
-            // Squares: widen to 16 bits, multiply-add pairs into 32-bit lanes.
+            // Squares: widen to 16 bits, multiply-add pairs into 32-bit lanes, then pairs of
+            // those: lanes 0-1 and 4-5 of `q2` per 128-bit half after one horizontal add.
             let lo = _mm256_unpacklo_epi8(v, zero);
             let hi = _mm256_unpackhi_epi8(v, zero);
             let sq = _mm256_add_epi32(_mm256_madd_epi16(lo, lo), _mm256_madd_epi16(hi, hi));
+            let sq = _mm256_hadd_epi32(sq, sq);
             let mut q1 = [0u64; 4];
             let mut qa = [0u64; 4];
             let mut qc = [0u64; 4];
@@ -613,33 +767,75 @@ mod avx2 {
             // Per 128-bit half: min and max of its 16 bytes.
             let (lo_min, lo_max) = min_max16(_mm256_castsi256_si128(v));
             let (hi_min, hi_max) = min_max16(_mm256_extracti128_si256::<1>(v));
-            // unpack{lo,hi} interleave within 128-bit halves: lanes 0-3 of q2 hold the
-            // squares of the low half, 4-7 those of the high half.
-            let half = |k: usize, mn: u8, mx: u8| SubSums {
-                u1: (q1[2 * k] + q1[2 * k + 1]) as u32,
-                u2: q2[4 * k] + q2[4 * k + 1] + q2[4 * k + 2] + q2[4 * k + 3],
-                min: mn,
-                max: mx,
-                above: (qa[2 * k] + qa[2 * k + 1]) as u32,
-                count: (qc[2 * k] + qc[2 * k + 1]) as u32,
-            };
-            let (a, b) = (half(0, lo_min, lo_max), half(1, hi_min, hi_max));
+            let u1 = [(q1[0] + q1[1]) as u32, (q1[2] + q1[3]) as u32];
+            let u2 = [q2[0] + q2[1], q2[4] + q2[5]];
+            let above = [(qa[0] + qa[1]) as u32, (qa[2] + qa[3]) as u32];
+            let count = [(qc[0] + qc[1]) as u32, (qc[2] + qc[3]) as u32];
             if sub == 32 {
-                out[j] = SubSums {
-                    u1: a.u1 + b.u1,
-                    u2: a.u2 + b.u2,
-                    min: a.min.min(b.min),
-                    max: a.max.max(b.max),
-                    above: a.above + b.above,
-                    count: a.count + b.count,
-                };
+                out.u1[j] = u1[0] + u1[1];
+                out.u2[j] = u2[0] + u2[1];
+                out.min[j] = lo_min.min(hi_min);
+                out.max[j] = lo_max.max(hi_max);
+                out.above[j] = above[0] + above[1];
+                out.count[j] = count[0] + count[1];
                 j += 1;
             } else {
-                out[j] = a;
-                out[j + 1] = b;
+                for k in 0..2 {
+                    out.u1[j + k] = u1[k];
+                    out.u2[j + k] = u2[k];
+                    out.above[j + k] = above[k];
+                    out.count[j + k] = count[k];
+                }
+                (out.min[j], out.min[j + 1]) = (lo_min, hi_min);
+                (out.max[j], out.max[j + 1]) = (lo_max, hi_max);
                 j += 2;
             }
         }
+    }
+
+    /// [`super::thresholds_portable`] four sub-blocks at a time, with the same IEEE
+    /// operations (so the same results); returns how many it did (a multiple of four).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn thresholds(a: &[f32], b: &[f32], top: f64, tf: &mut [f64]) -> usize {
+        let n = a.len().min(b.len()).min(tf.len()) / 4 * 4;
+        let zero = _mm256_setzero_pd();
+        let one = _mm256_set1_pd(1.0);
+        let top_v = _mm256_set1_pd(top);
+        let top1 = _mm256_set1_pd(top + 1.0);
+        let mut j = 0;
+        while j < n {
+            let x = _mm256_cvtps_pd(_mm_loadu_ps(a.as_ptr().add(j)));
+            let y = _mm256_cvtps_pd(_mm_loadu_ps(b.as_ptr().add(j)));
+            let pos = _mm256_cmp_pd::<_CMP_GT_OQ>(x, zero);
+            let q = _mm256_div_pd(y, x);
+            let guess = _mm256_blendv_pd(
+                _mm256_add_pd(_mm256_floor_pd(q), one),
+                _mm256_ceil_pd(q),
+                pos,
+            );
+            // max(NaN, 0) = 0, as f64::max.
+            let u = _mm256_min_pd(_mm256_max_pd(guess, zero), top1);
+            let past = |u: __m256d| {
+                let p = _mm256_mul_pd(x, u);
+                _mm256_blendv_pd(
+                    _mm256_cmp_pd::<_CMP_LT_OQ>(p, y),
+                    _mm256_cmp_pd::<_CMP_GE_OQ>(p, y),
+                    pos,
+                )
+            };
+            let down = _mm256_sub_pd(u, one);
+            let step = _mm256_and_pd(_mm256_cmp_pd::<_CMP_GT_OQ>(u, zero), past(down));
+            let u = _mm256_blendv_pd(u, down, step);
+            let up = _mm256_andnot_pd(past(u), _mm256_cmp_pd::<_CMP_LE_OQ>(u, top_v));
+            let u = _mm256_blendv_pd(u, _mm256_add_pd(u, one), up);
+            _mm256_storeu_pd(tf.as_mut_ptr().add(j), u);
+            j += 4;
+        }
+        n
     }
 
     /// Smallest and largest of 16 bytes.
@@ -667,9 +863,10 @@ mod tests {
         assert_eq!(lowest_bit(3.0), 1.0);
         assert_eq!(lowest_bit(-6.0), 2.0);
         assert_eq!(lowest_bit(0.75), 0.25);
-        assert_eq!(lowest_bit(f32::from_bits(1)), 2f64.powi(-149));
-        assert_eq!(lowest_bit(f32::MIN_POSITIVE), 2f64.powi(-126));
-        assert_eq!(lowest_bit(0.0), f64::INFINITY);
+        assert_eq!(lowest_bit(f32::from_bits(1)), f32::from_bits(1));
+        assert_eq!(lowest_bit(f32::from_bits(6)), f32::from_bits(2));
+        assert_eq!(lowest_bit(f32::MIN_POSITIVE), f32::MIN_POSITIVE);
+        assert_eq!(lowest_bit(0.0), f32::INFINITY);
     }
 
     #[test]
@@ -692,7 +889,9 @@ mod tests {
             let lo = lo.min(hi);
             let all =
                 (lo..=hi).all(|u| (a * u as f32 - b) as f64 == a as f64 * u as f64 - b as f64);
-            if exact_in_f32(a, b, lo, hi) {
+            let mut sums = Sums::new();
+            (sums.min[0], sums.max[0]) = (lo, hi);
+            if exact_in_f32(&[a], &[b], &sums, 1) {
                 assert!(all, "claimed exact: a {a} b {b} codes {lo}..={hi}");
                 exact += 1;
             } else {
@@ -700,6 +899,42 @@ mod tests {
             }
         }
         assert!(exact > 1000 && inexact > 1000, "{exact} {inexact}");
+    }
+
+    /// The AVX2 thresholds equal the portable ones on awkward scales (zero, negative, huge
+    /// quotients, exact boundaries).
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn simd_and_portable_thresholds_agree() {
+        if !avx2::available() {
+            eprintln!("SKIPPED: simd_and_portable_thresholds_agree: no AVX2");
+            return;
+        }
+        let a = [
+            0.5f32, 0.5, -0.25, 1.0, 1.0, 0.0, -1.0, 3.0, 1e-30, -1e-30, 0.0, 7.0,
+        ];
+        let b = [
+            3.0f32,
+            3.1,
+            -1.0,
+            -5.0,
+            100.0,
+            2.0,
+            5.0,
+            0.0,
+            1.0,
+            1.0,
+            -0.0,
+            7.0 * 9.0,
+        ];
+        for top in [3u8, 15, 255] {
+            let (mut x, mut y) = ([0.0; 12], [0.0; 12]);
+            thresholds_portable(&a, &b, top, &mut x);
+            // SAFETY: AVX2 is present (checked above).
+            let n = unsafe { avx2::thresholds(&a, &b, top as f64, &mut y) };
+            assert_eq!(n, 12);
+            assert_eq!(x.map(|v| v as u32), y.map(|v| v as u32), "top {top}");
+        }
     }
 
     #[test]
@@ -714,7 +949,9 @@ mod tests {
             (-1.0, 5.0),
             (3.0, 0.0),
         ] {
-            let t = threshold(a, b, 15);
+            let (mut tf, mut t, mut beyond) = ([0.0], [0u8], [false]);
+            thresholds(&[a as f32], &[b as f32], 15, &mut tf, &mut t, &mut beyond);
+            let t = if beyond[0] { 16 } else { u32::from(t[0]) };
             for u in 0..=15u32 {
                 let v = a * u as f64 - b;
                 let upper = u >= t;
@@ -750,13 +987,56 @@ mod tests {
                 let t: Vec<u8> = (0..subs)
                     .map(|_| (next() % (top as u64 + 1)) as u8)
                     .collect();
-                let mut x = vec![SubSums::default(); subs];
-                let mut y = vec![SubSums::default(); subs];
+                let (mut x, mut y) = (Sums::new(), Sums::new());
                 sums_portable(sub, &codes, &t, &mut x);
                 // SAFETY: AVX2 is present (checked above).
                 unsafe { avx2::sums(sub, &codes, &t, &mut y) };
                 assert_eq!(x, y, "sub {sub} top {top}");
             }
+        }
+    }
+
+    /// Whole blocks through both copies (portable and AVX2): the same accumulator, bit for
+    /// bit, on random bytes of every type (random scales include Inf, NaN and rounding cases,
+    /// so the dequantizing fallback runs too).
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn simd_and_portable_accumulate_agree_bit_for_bit() {
+        if !avx2::available() {
+            eprintln!("SKIPPED: simd_and_portable_accumulate_agree_bit_for_bit: no AVX2");
+            return;
+        }
+        let mut s = 7u64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let kernels = [
+            Kernel::Q4_0,
+            Kernel::Q4_1,
+            Kernel::Q5_0,
+            Kernel::Q5_1,
+            Kernel::Q8_0,
+            Kernel::Q8_1,
+            Kernel::Q2_K,
+            Kernel::Q3_K,
+            Kernel::Q4_K,
+            Kernel::Q5_K,
+            Kernel::Q6_K,
+        ];
+        for kernel in kernels {
+            let lay = layout(kernel).unwrap();
+            let bytes: Vec<u8> = (0..37 * 8 * lay.size).map(|_| next() as u8).collect();
+            let (mut x, mut y) = (Accumulator::new(), Accumulator::new());
+            let (mut sx, mut sy) = (Scratch::new(), Scratch::new());
+            let n = accumulate_with(&lay, &bytes, &mut x, &mut sx, sums_portable);
+            // SAFETY: AVX2 is present (checked above).
+            let m = unsafe { avx2::accumulate(&lay, &bytes, &mut y, &mut sy) };
+            assert_eq!(n, m);
+            assert_eq!(format!("{x:?}"), format!("{y:?}"), "{kernel:?}");
+            assert!(x.finite() > 0, "{kernel:?}");
         }
     }
 }
