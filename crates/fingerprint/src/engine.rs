@@ -17,6 +17,7 @@ use crate::fingerprint::{
     FileInfo, Fingerprint, ModelInfo, Skipped, TensorRow, SCHEMA, SCHEMA_VERSION,
 };
 use crate::format::{self, TensorInfo, Values};
+use crate::hash::Hashing;
 use crate::roles::{self, Assignment, MapContext, Role};
 use crate::source::ModelSource;
 use crate::stats::Accumulator;
@@ -182,8 +183,26 @@ fn units(ranges: &[Range<u64>], block: u64) -> Vec<Range<u64>> {
     out
 }
 
-/// Fingerprint a resolved model.
+/// Fingerprint a resolved model. With `opts.hash`, the files are hashed on threads of their
+/// own while the statistics run (see [`crate::hash::Hashing`]).
 pub fn fingerprint(src: &ModelSource, opts: &Options<'_>) -> Result<Fingerprint> {
+    std::thread::scope(|scope| {
+        let hashing = opts.hash.then(|| Hashing::start(scope, &src.files));
+        let stats = statistics(src, opts);
+        let hashes = hashing.map(Hashing::finish).transpose()?;
+        let mut fp = stats?;
+        if let Some(hashes) = hashes {
+            for (f, (sha, source)) in fp.model.files.iter_mut().zip(hashes) {
+                f.sha256 = Some(sha);
+                f.hash_source = Some(source);
+            }
+        }
+        Ok(fp)
+    })
+}
+
+/// The fingerprint without file hashes.
+fn statistics(src: &ModelSource, opts: &Options<'_>) -> Result<Fingerprint> {
     let plan = plan(src)?;
     let mut rows: Vec<TensorRow> = Vec::new();
     let mut skipped = Vec::new();
@@ -276,7 +295,7 @@ pub fn fingerprint(src: &ModelSource, opts: &Options<'_>) -> Result<Fingerprint>
     let files = src
         .files
         .par_iter()
-        .map(|p| file_info(p, &src.root, opts.hash))
+        .map(|p| file_info(p, &src.root))
         .collect::<Result<Vec<_>>>()?;
     let nonfinite = rows.iter().any(|r| r.stats.has_nonfinite());
     let mut warnings = Vec::new();
@@ -329,7 +348,7 @@ pub fn fingerprint(src: &ModelSource, opts: &Options<'_>) -> Result<Fingerprint>
     })
 }
 
-fn file_info(path: &Path, root: &Path, hash: bool) -> Result<FileInfo> {
+fn file_info(path: &Path, root: &Path) -> Result<FileInfo> {
     let size = std::fs::metadata(path)
         .map_err(|e| Error::io(path, e))?
         .len();
@@ -337,11 +356,8 @@ fn file_info(path: &Path, root: &Path, hash: bool) -> Result<FileInfo> {
     Ok(FileInfo {
         path: rel.to_string_lossy().into_owned(),
         size,
-        sha256: if hash {
-            Some(crate::hash::sha256_file(path)?)
-        } else {
-            None
-        },
+        sha256: None,
+        hash_source: None,
     })
 }
 

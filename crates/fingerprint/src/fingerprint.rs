@@ -27,6 +27,9 @@ pub struct FileInfo {
     /// Hex SHA-256, absent when hashing was switched off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// Where `sha256` came from (absent in fingerprints written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_source: Option<crate::hash::HashSource>,
 }
 
 /// Where a fingerprint came from.
