@@ -750,42 +750,45 @@ mod avx2 {
             let s1 = _mm256_sad_epu8(v, zero);
             let sa = _mm256_sad_epu8(_mm256_and_si256(v, ge), zero);
             let sc = _mm256_sad_epu8(_mm256_and_si256(ge, ones), zero);
-            // Squares: widen to 16 bits, multiply-add pairs into 32-bit lanes, then pairs of
-            // those: lanes 0-1 and 4-5 of `q2` per 128-bit half after one horizontal add.
+            // The three sums share each 64-bit lane as 16-bit fields (a sub-block's are below
+            // 32·255 < 2^16), so one horizontal add serves all three.
+            let packed = _mm256_add_epi64(
+                _mm256_add_epi64(s1, _mm256_slli_epi64::<16>(sa)),
+                _mm256_slli_epi64::<32>(sc),
+            );
+            // Squares: widen to 16 bits, multiply-add pairs into 32-bit lanes.
             let lo = _mm256_unpacklo_epi8(v, zero);
             let hi = _mm256_unpackhi_epi8(v, zero);
             let sq = _mm256_add_epi32(_mm256_madd_epi16(lo, lo), _mm256_madd_epi16(hi, hi));
-            let sq = _mm256_hadd_epi32(sq, sq);
-            let mut q1 = [0u64; 4];
-            let mut qa = [0u64; 4];
-            let mut qc = [0u64; 4];
-            let mut q2 = [0u32; 8];
-            _mm256_storeu_si256(q1.as_mut_ptr().cast(), s1);
-            _mm256_storeu_si256(qa.as_mut_ptr().cast(), sa);
-            _mm256_storeu_si256(qc.as_mut_ptr().cast(), sc);
-            _mm256_storeu_si256(q2.as_mut_ptr().cast(), sq);
-            // Per 128-bit half: min and max of its 16 bytes.
-            let (lo_min, lo_max) = min_max16(_mm256_castsi256_si128(v));
-            let (hi_min, hi_max) = min_max16(_mm256_extracti128_si256::<1>(v));
-            let u1 = [(q1[0] + q1[1]) as u32, (q1[2] + q1[3]) as u32];
-            let u2 = [q2[0] + q2[1], q2[4] + q2[5]];
-            let above = [(qa[0] + qa[1]) as u32, (qa[2] + qa[3]) as u32];
-            let count = [(qc[0] + qc[1]) as u32, (qc[2] + qc[3]) as u32];
+            // Within each 128-bit half: the two 64-bit lanes, the four 32-bit lanes, summed.
+            let packed = _mm256_add_epi64(packed, _mm256_shuffle_epi32::<0x4e>(packed));
+            let sq = _mm256_add_epi32(sq, _mm256_shuffle_epi32::<0x4e>(sq));
+            let sq = _mm256_add_epi32(sq, _mm256_shuffle_epi32::<0xb1>(sq));
+            let field = |x: u64, k: u32| ((x >> (16 * k)) & 0xffff) as u32;
+            let p0 = _mm256_extract_epi64::<0>(packed) as u64;
+            let p1 = _mm256_extract_epi64::<2>(packed) as u64;
+            let q0 = _mm256_extract_epi32::<0>(sq) as u32;
+            let q1 = _mm256_extract_epi32::<4>(sq) as u32;
+            let vlo = _mm256_castsi256_si128(v);
+            let vhi = _mm256_extracti128_si256::<1>(v);
             if sub == 32 {
-                out.u1[j] = u1[0] + u1[1];
-                out.u2[j] = u2[0] + u2[1];
-                out.min[j] = lo_min.min(hi_min);
-                out.max[j] = lo_max.max(hi_max);
-                out.above[j] = above[0] + above[1];
-                out.count[j] = count[0] + count[1];
+                let x = p0 + p1;
+                out.u1[j] = field(x, 0);
+                out.above[j] = field(x, 1);
+                out.count[j] = field(x, 2);
+                out.u2[j] = q0 + q1;
+                let (mn, mx) = min_max16(_mm_min_epu8(vlo, vhi), _mm_max_epu8(vlo, vhi));
+                (out.min[j], out.max[j]) = (mn, mx);
                 j += 1;
             } else {
-                for k in 0..2 {
-                    out.u1[j + k] = u1[k];
-                    out.u2[j + k] = u2[k];
-                    out.above[j + k] = above[k];
-                    out.count[j + k] = count[k];
+                for (k, x) in [p0, p1].into_iter().enumerate() {
+                    out.u1[j + k] = field(x, 0);
+                    out.above[j + k] = field(x, 1);
+                    out.count[j + k] = field(x, 2);
                 }
+                (out.u2[j], out.u2[j + 1]) = (q0, q1);
+                let (lo_min, lo_max) = min_max16(vlo, vlo);
+                let (hi_min, hi_max) = min_max16(vhi, vhi);
                 (out.min[j], out.min[j + 1]) = (lo_min, hi_min);
                 (out.max[j], out.max[j + 1]) = (lo_max, hi_max);
                 j += 2;
@@ -838,15 +841,15 @@ mod avx2 {
         n
     }
 
-    /// Smallest and largest of 16 bytes.
+    /// The smallest byte of `small` and the largest of `large`.
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn min_max16(v: __m128i) -> (u8, u8) {
+    unsafe fn min_max16(small: __m128i, large: __m128i) -> (u8, u8) {
         let mask = _mm_set1_epi16(0x00ff);
         // Pairs of bytes to one 16-bit lane each, then the unsigned-16-bit minimum.
-        let mn = _mm_min_epu8(v, _mm_srli_epi16::<8>(v));
+        let mn = _mm_min_epu8(small, _mm_srli_epi16::<8>(small));
         let mn = _mm_minpos_epu16(_mm_and_si128(mn, mask));
-        let inv = _mm_xor_si128(v, _mm_set1_epi8(-1));
+        let inv = _mm_xor_si128(large, _mm_set1_epi8(-1));
         let mx = _mm_min_epu8(inv, _mm_srli_epi16::<8>(inv));
         let mx = _mm_minpos_epu16(_mm_and_si128(mx, mask));
         (_mm_cvtsi128_si32(mn) as u8, !(_mm_cvtsi128_si32(mx) as u8))
