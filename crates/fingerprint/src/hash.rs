@@ -68,11 +68,14 @@ pub fn hf_blob_sha256(path: &Path) -> Option<String> {
     (is_hex && in_cache && size > 0).then(|| name.to_owned())
 }
 
+/// A file's index and its hash (or the error reading it).
+type Hashed = (usize, Result<String>);
+
 /// The SHA-256 of several files, computed on threads of their own (up to one per core,
 /// largest file first) while the caller does other work; a Hugging Face cache blob's name is
 /// used instead of hashing it.
 pub struct Hashing<'scope> {
-    threads: Vec<ScopedJoinHandle<'scope, Vec<(usize, Result<String>)>>>,
+    threads: Vec<ScopedJoinHandle<'scope, Vec<Hashed>>>,
     known: Vec<Option<String>>,
 }
 

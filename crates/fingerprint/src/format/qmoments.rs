@@ -399,12 +399,10 @@ fn combine(
     let (mut dev, mut dev2, mut inner, mut abs_sum) =
         ([0.0; WAYS], [0.0; WAYS], [0.0; WAYS], [0.0; WAYS]);
     let (mut min, mut max) = ([f64::INFINITY; WAYS], [f64::NEG_INFINITY; WAYS]);
-    for j in 0..subs {
-        mean[j] = (mean[j] - c) + mean_lo[j];
+    for (m, &m_lo) in mean[..subs].iter_mut().zip(&mean_lo[..subs]) {
+        *m = (*m - c) + m_lo;
     }
-    for j in subs..padded {
-        mean[j] = 0.0;
-    }
+    mean[subs..padded].fill(0.0);
     for j in (0..padded).step_by(WAYS) {
         for w in 0..WAYS {
             let d = mean[j + w];
