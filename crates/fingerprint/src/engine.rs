@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use crate::config::ConfigSummary;
 use crate::error::{Error, Result};
 use crate::format::{self, TensorInfo, TensorReader, Values};
+use crate::hash::Hashing;
 use crate::roles::{self, Assignment, MapContext, Role};
 use crate::schema::{FileInfo, Fingerprint, ModelInfo, Skipped, TensorRow, SCHEMA, SCHEMA_VERSION};
 use crate::source::ModelSource;
@@ -73,6 +74,11 @@ pub trait Files: Sync {
     /// Provenance of file `file`, asked once the fingerprint is computed; `hash` asks for a
     /// SHA-256 of the whole file.
     fn info(&self, src: &ModelSource, file: usize, hash: bool) -> Result<FileInfo>;
+    /// The files are on this machine, so [`fingerprint_with`] hashes them while the statistics
+    /// run instead of asking [`Files::info`] to.
+    fn local(&self) -> bool {
+        false
+    }
 }
 
 /// Files on disk, memory-mapped by the format readers.
@@ -92,6 +98,10 @@ impl Files for LocalFiles {
 
     fn info(&self, src: &ModelSource, file: usize, hash: bool) -> Result<FileInfo> {
         file_info(&src.files[file], &src.root, hash)
+    }
+
+    fn local(&self) -> bool {
+        true
     }
 }
 
@@ -214,16 +224,41 @@ fn units(ranges: &[Range<u64>], block: u64) -> Vec<Range<u64>> {
     out
 }
 
-/// Fingerprint a resolved model.
+/// Fingerprint a resolved model. With `opts.hash`, the files are hashed on threads of their
+/// own while the statistics run (see [`crate::hash::Hashing`]).
 pub fn fingerprint(src: &ModelSource, opts: &Options<'_>) -> Result<Fingerprint> {
     fingerprint_with(src, opts, &LocalFiles)
 }
 
-/// [`fingerprint`], with the files reached through `files`.
+/// [`fingerprint`], with the files reached through `files`. Local files are hashed on threads
+/// of their own while the statistics run; other sources hash (or not) in [`Files::info`].
 pub fn fingerprint_with(
     src: &ModelSource,
     opts: &Options<'_>,
     files: &dyn Files,
+) -> Result<Fingerprint> {
+    let overlap = opts.hash && files.local();
+    std::thread::scope(|scope| {
+        let hashing = overlap.then(|| Hashing::start(scope, &src.files));
+        let stats = statistics(src, opts, files, opts.hash && !overlap);
+        let hashes = hashing.map(Hashing::finish).transpose()?;
+        let mut fp = stats?;
+        if let Some(hashes) = hashes {
+            for (f, (sha, source)) in fp.model.files.iter_mut().zip(hashes) {
+                f.sha256 = Some(sha);
+                f.hash_source = Some(source);
+            }
+        }
+        Ok(fp)
+    })
+}
+
+/// The fingerprint; file hashes only when `hash_in_info` (else the caller adds them).
+fn statistics(
+    src: &ModelSource,
+    opts: &Options<'_>,
+    files: &dyn Files,
+    hash_in_info: bool,
 ) -> Result<Fingerprint> {
     let plan = plan_with(src, files)?;
     let mut rows: Vec<TensorRow> = Vec::new();
@@ -283,11 +318,19 @@ pub fn fingerprint_with(
                 .par_iter()
                 .map(|(j, index, range)| {
                     let len = range.end - range.start;
-                    let mut acc = Accumulator::new();
-                    reader_ref.read(*index, range.clone(), &mut |v| match v {
-                        Values::F32(x) => acc.push(x),
-                        Values::F64(x) => acc.push(x),
-                    })?;
+                    // Quantized blocks give their moments from integer sums of their codes;
+                    // everything else is decoded and pushed.
+                    let acc = match reader_ref.moments(*index, range.clone()) {
+                        Some(acc) => acc?,
+                        None => {
+                            let mut acc = Accumulator::new();
+                            reader_ref.read(*index, range.clone(), &mut |v| match v {
+                                Values::F32(x) => acc.push(x),
+                                Values::F64(x) => acc.push(x),
+                            })?;
+                            acc
+                        }
+                    };
                     if let Some(p) = opts.progress {
                         p(len);
                     }
@@ -319,7 +362,7 @@ pub fn fingerprint_with(
     });
     let file_infos = (0..src.files.len())
         .into_par_iter()
-        .map(|i| files.info(src, i, opts.hash))
+        .map(|i| files.info(src, i, hash_in_info))
         .collect::<Result<Vec<_>>>()?;
     let nonfinite = rows.iter().any(|r| r.stats.has_nonfinite());
     let mut warnings = Vec::new();
@@ -377,15 +420,24 @@ fn file_info(path: &Path, root: &Path, hash: bool) -> Result<FileInfo> {
         .map_err(|e| Error::io(path, e))?
         .len();
     let rel = path.strip_prefix(root).unwrap_or(path);
+    let (sha256, hash_source) = if hash {
+        let (sha, source) = match crate::hash::hf_blob_sha256(path) {
+            Some(sha) => (sha, crate::hash::HashSource::HfCacheBlobName),
+            None => (
+                crate::hash::sha256_file(path)?,
+                crate::hash::HashSource::Computed,
+            ),
+        };
+        (Some(sha), Some(source))
+    } else {
+        (None, None)
+    };
     Ok(FileInfo {
         path: rel.to_string_lossy().into_owned(),
         remote: None,
         size,
-        sha256: if hash {
-            Some(crate::hash::sha256_file(path)?)
-        } else {
-            None
-        },
+        sha256,
+        hash_source,
     })
 }
 

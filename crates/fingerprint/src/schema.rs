@@ -31,6 +31,9 @@ pub struct FileInfo {
     /// For a file read over the network: where, which version, and which bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<RemoteRead>,
+    /// Where `sha256` came from (absent in fingerprints written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_source: Option<crate::hash::HashSource>,
 }
 
 /// How a weight file was read over the network (`nullprint fingerprint https://…`, `hf://…`).

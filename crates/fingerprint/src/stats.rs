@@ -96,17 +96,22 @@ impl Default for Accumulator {
     }
 }
 
-/// Moments of one block of finite values.
+/// Moments of one block of finite values (at most [`BLOCK`] of them).
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct BlockSummary {
-    count: u64,
-    mean: f64,
-    mean_lo: f64,
-    m2: f64,
-    min: f64,
-    max: f64,
-    abs_sum: f64,
-    sq_sum: f64,
+pub(crate) struct BlockSummary {
+    /// Number of values.
+    pub(crate) count: u64,
+    /// The mean as a double-double `mean + mean_lo`.
+    pub(crate) mean: f64,
+    pub(crate) mean_lo: f64,
+    /// Sum of squared deviations from the mean.
+    pub(crate) m2: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+    /// Sum of absolute values.
+    pub(crate) abs_sum: f64,
+    /// Sum of squares (`m2 + count·mean²`).
+    pub(crate) sq_sum: f64,
 }
 
 impl Accumulator {
@@ -207,8 +212,9 @@ impl Accumulator {
         }
     }
 
+    /// Fold in the moments of the next block, exactly as [`Self::push`] folds each block.
     #[inline(always)]
-    fn merge_block(&mut self, b: BlockSummary) {
+    pub(crate) fn merge_block(&mut self, b: BlockSummary) {
         if b.count == 0 {
             return;
         }
@@ -429,7 +435,7 @@ fn block_summary(count: usize, p1: &Pass1, mean: f64, p2: &Pass2) -> Option<Bloc
 
 /// `a + b` and its rounding error (Knuth's TwoSum).
 #[inline(always)]
-fn two_sum(a: f64, b: f64) -> (f64, f64) {
+pub(crate) fn two_sum(a: f64, b: f64) -> (f64, f64) {
     let s = a + b;
     let bb = s - a;
     (s, (a - (s - bb)) + (b - bb))
@@ -437,7 +443,7 @@ fn two_sum(a: f64, b: f64) -> (f64, f64) {
 
 /// `a + b` and its rounding error, for `|a| >= |b|` or `a == 0` (Dekker's FastTwoSum).
 #[inline(always)]
-fn fast_two_sum(a: f64, b: f64) -> (f64, f64) {
+pub(crate) fn fast_two_sum(a: f64, b: f64) -> (f64, f64) {
     let s = a + b;
     (s, b - (s - a))
 }

@@ -1484,3 +1484,154 @@ fn quantized_copies_keep_the_fingerprint() {
         assert!(s > 0.99, "{ty}: {s}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 4. Statistics from integer codes (`TensorReader::moments`) against dequantize-then-push.
+
+/// Relative tolerance of the code-sum path against dequantize-then-accumulate: the two sum the
+/// same exact values in different orders (rounding differences are ~1e-16).
+const MOMENTS_TOLERANCE: f64 = 1e-12;
+
+/// Compare the code-sum statistics of `range` of tensor `index` with those of its dequantized
+/// values pushed into an accumulator, work unit by work unit as the engine does. Returns
+/// false when the reader has no code-sum path for the tensor's type.
+fn moments_agree(r: &GgufReader, index: usize, range: Range<u64>) -> bool {
+    let t = &r.tensors()[index];
+    let step = (fingerprint::engine::UNIT / t.block).max(1) * t.block;
+    let (mut fast, mut slow) = (Accumulator::new(), Accumulator::new());
+    let mut s = range.start;
+    while s < range.end {
+        let e = (s + step).min(range.end);
+        let Some(m) = r.moments(index, s..e) else {
+            return false;
+        };
+        fast.merge(&m.unwrap());
+        let mut acc = Accumulator::new();
+        r.read(index, s..e, &mut |v| match v {
+            Values::F32(x) => acc.push(x),
+            Values::F64(x) => acc.push(x),
+        })
+        .unwrap();
+        slow.merge(&acc);
+        s = e;
+    }
+    let (f, w) = (fast.finish(), slow.finish());
+    let what = format!("{} ({}) {range:?}", t.name, t.dtype);
+    assert_eq!((f.numel, f.nan, f.inf), (w.numel, w.nan, w.inf), "{what}");
+    let Some(std) = w.std else {
+        assert_eq!(f.std, None, "{what}");
+        return true;
+    };
+    let close = |a: Option<f64>, b: Option<f64>, scale: f64, name: &str| {
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(
+            (a - b).abs() <= MOMENTS_TOLERANCE * scale,
+            "{what}: {name} {a:e} vs {b:e} (dequantized)"
+        );
+    };
+    close(f.std, w.std, std, "std");
+    // The mean is judged against the spread: relative to a mean near zero means nothing.
+    close(f.mean, w.mean, std.max(w.mean.unwrap().abs()), "mean");
+    close(f.l2, w.l2, w.l2.unwrap(), "l2");
+    close(f.abs_mean, w.abs_mean, w.abs_mean.unwrap(), "abs_mean");
+    assert_eq!((f.min, f.max), (w.min, w.max), "{what}");
+    true
+}
+
+#[test]
+fn moments_from_codes_match_dequantized_on_every_type() {
+    let (rows, cols) = (9u64, 768u64);
+    let n = (rows * cols) as usize;
+    let mut tensors = Vec::new();
+    for (k, (ty, _)) in TOLERANCE.iter().enumerate() {
+        let x = test_values(n, 0x51ed_2701_a3c5_9e1f ^ k as u64);
+        tensors.push(Tensor {
+            name: format!("blk.{k}.attn_q.weight"),
+            ne: vec![cols, rows],
+            ty: GgmlType::from_name(ty).unwrap().code,
+            data: quantize(ty, &x),
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kvs = [("general.architecture", MetaValue::String("llama".into()))];
+    let path = write_temp(&dir, "moments.gguf", &gguf_bytes(3, &kvs, &tensors, 32));
+    let r = GgufReader::open(&path).unwrap();
+    let mut fast = Vec::new();
+    for (i, (ty, _)) in TOLERANCE.iter().enumerate() {
+        let numel = r.tensors()[i].numel();
+        let block = r.tensors()[i].block;
+        // The whole tensor, one row, and a range that ends in a partial block of 2048.
+        if moments_agree(&r, i, 0..numel) {
+            assert!(moments_agree(&r, i, cols..2 * cols));
+            assert!(moments_agree(&r, i, block..numel - block));
+            fast.push(*ty);
+        }
+    }
+    let want = [
+        "Q8_0", "Q8_1", "Q6_K", "Q5_0", "Q5_1", "Q5_K", "Q4_0", "Q4_1", "Q4_K", "Q3_K", "Q2_K",
+    ];
+    assert_eq!(fast, want, "types with a code-sum path");
+}
+
+/// Blocks that the code sums cannot represent exactly are dequantized instead: a Q4_1 block
+/// whose minimum has bits far below its scale's (ggml rounds its values), and blocks with
+/// non-finite scales (NaN and Inf are counted as before).
+#[test]
+fn moments_fall_back_where_values_round_or_are_not_finite() {
+    let mut data = Vec::new();
+    let f16 = |x: f32| f16_bits(x).to_le_bytes();
+    // Block 0: d = 1024, m = 2^-10 + 2^-14: 1024·q + m needs more than 24 bits.
+    data.extend(f16(1024.0));
+    data.extend(f16(0.000_976_562_5 + 0.000_061_035_156));
+    data.extend((0..16u8).map(|i| i.wrapping_mul(37)));
+    // Block 1: d = Inf.
+    data.extend(0x7c00u16.to_le_bytes());
+    data.extend(f16(1.0));
+    data.extend((0..16u8).map(|i| i.wrapping_mul(11)));
+    // Block 2: d = NaN.
+    data.extend(0x7e00u16.to_le_bytes());
+    data.extend(f16(0.5));
+    data.extend((0..16u8).map(|i| i.wrapping_mul(5)));
+    // Blocks 3..64: ordinary.
+    let x = test_values(61 * 32, 3);
+    data.extend(quantize("Q4_1", &x));
+    let tensors = vec![Tensor {
+        name: "blk.0.attn_q.weight".into(),
+        ne: vec![64 * 32, 1],
+        ty: GgmlType::from_name("Q4_1").unwrap().code,
+        data,
+    }];
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_temp(&dir, "fallback.gguf", &gguf_bytes(3, &[], &tensors, 32));
+    let r = GgufReader::open(&path).unwrap();
+    assert!(moments_agree(&r, 0, 0..64 * 32));
+    let m = r.moments(0, 0..64 * 32).unwrap().unwrap().finish();
+    assert!(m.nan > 0 && m.inf > 0, "{m:?}");
+    // Only the rounding block, alone.
+    assert!(moments_agree(&r, 0, 0..32));
+}
+
+/// Every tensor of every real GGUF here: the code sums agree with the dequantized values.
+#[test]
+fn moments_from_codes_match_dequantized_on_real_models() {
+    for name in [
+        "smollm2-135m-instruct",
+        "gemma3-270m",
+        "qwen2.5-coder-0.5b-instruct-awq",
+        "qwen2.5-coder-1.5b-instruct",
+    ] {
+        let Some(path) = model("moments_from_codes_match_dequantized_on_real_models", name) else {
+            continue;
+        };
+        let r = GgufReader::open(&path).unwrap();
+        let mut types = std::collections::BTreeMap::<String, usize>::new();
+        for i in 0..r.tensors().len() {
+            let t = &r.tensors()[i];
+            if moments_agree(&r, i, 0..t.numel()) {
+                *types.entry(t.dtype.to_string()).or_default() += 1;
+            }
+        }
+        assert!(!types.is_empty(), "{name}: no quantized tensor");
+        eprintln!("{name}: code sums agree on tensors per type {types:?}");
+    }
+}

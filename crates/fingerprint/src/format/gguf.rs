@@ -23,9 +23,10 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use super::ggml::{GgmlType, Kernel};
-use super::{Backing, TensorInfo, TensorReader, Values, DECODE_CHUNK};
+use super::{qmoments, Backing, TensorInfo, TensorReader, Values, DECODE_CHUNK};
 use crate::config::ConfigSummary;
 use crate::error::{Error, Result};
+use crate::stats::Accumulator;
 
 /// The four magic bytes every GGUF file starts with.
 pub const MAGIC: &[u8; 4] = b"GGUF";
@@ -462,6 +463,57 @@ impl GgufReader {
         self.slots
             .get(index)
             .map(|s| s.start as u64..(s.start + s.len) as u64)
+    }
+
+    /// The type, kernel and bytes of elements `range` of tensor `index`, after checking the
+    /// range (in bounds, whole blocks) and that the type can be decoded. Empty for an empty
+    /// range.
+    fn bytes_of(&self, index: usize, range: &Range<u64>) -> Result<(GgmlType, Kernel, &[u8])> {
+        let (Some(t), Some(slot)) = (self.tensors.get(index), self.slots.get(index)) else {
+            return Err(Error::header(
+                &self.path,
+                format!(
+                    "tensor index {index} out of range ({} tensors)",
+                    self.tensors.len()
+                ),
+            ));
+        };
+        let ty = slot.ty;
+        let kernel = ty.kernel.ok_or_else(|| self.unsupported(t, &ty))?;
+        let numel = t.numel();
+        let block = ty.block;
+        if range.start > range.end
+            || range.end > numel
+            || range.start % block != 0
+            || range.end % block != 0
+        {
+            return Err(Error::tensor(
+                &self.path,
+                &t.name,
+                format!(
+                    "element range {range:?} is out of bounds or not aligned to {} blocks of {block} ({numel} elements)",
+                    ty.name
+                ),
+            ));
+        }
+        if range.start == range.end {
+            return Ok((ty, kernel, &[]));
+        }
+        // Both fit in usize: the range lies within the slot validated on open.
+        let lo = (range.start / block * ty.type_size) as usize;
+        let hi = (range.end / block * ty.type_size) as usize;
+        let bytes = self
+            .map
+            .bytes()
+            .get(slot.start + lo..slot.start + hi)
+            .ok_or_else(|| {
+                Error::tensor(
+                    &self.path,
+                    &t.name,
+                    format!("bytes {lo}..{hi} lie outside the mapped file"),
+                )
+            })?;
+        Ok((ty, kernel, bytes))
     }
 
     fn unsupported(&self, t: &TensorInfo, ty: &GgmlType) -> Error {
@@ -935,6 +987,22 @@ pub fn decode(ty: GgmlType, bytes: &[u8], sink: &mut dyn FnMut(Values<'_>)) {
     }
 }
 
+/// Whether [`moments`] handles blocks of type `ty`.
+pub fn has_moments(ty: GgmlType) -> bool {
+    ty.kernel.is_some_and(qmoments::supported)
+}
+
+/// The moments of `bytes` (whole blocks of type `ty`) from the integer sums of their codes,
+/// for the quantized types that allow it (`None` otherwise: then [`decode`] them). The one
+/// path for mapped files and for ranges fetched over the network, so both give the same
+/// statistics bit for bit.
+pub fn moments(ty: GgmlType, bytes: &[u8]) -> Option<Accumulator> {
+    let kernel = ty.kernel.filter(|_| has_moments(ty))?;
+    let mut acc = Accumulator::new();
+    let _ = qmoments::accumulate(kernel, bytes, &mut acc, &mut qmoments::Scratch::new());
+    Some(acc)
+}
+
 impl TensorReader for GgufReader {
     fn path(&self) -> &Path {
         &self.path
@@ -950,57 +1018,28 @@ impl TensorReader for GgufReader {
         range: Range<u64>,
         sink: &mut dyn FnMut(Values<'_>),
     ) -> Result<()> {
-        let (Some(t), Some(slot)) = (self.tensors.get(index), self.slots.get(index)) else {
-            return Err(Error::header(
-                &self.path,
-                format!(
-                    "tensor index {index} out of range ({} tensors)",
-                    self.tensors.len()
-                ),
-            ));
-        };
-        let ty = slot.ty;
-        if ty.kernel.is_none() {
-            return Err(self.unsupported(t, &ty));
-        }
-        let numel = t.numel();
-        let block = ty.block;
-        if range.start > range.end
-            || range.end > numel
-            || range.start % block != 0
-            || range.end % block != 0
-        {
-            return Err(Error::tensor(
-                &self.path,
-                &t.name,
-                format!(
-                    "element range {range:?} is out of bounds or not aligned to {} blocks of {block} ({numel} elements)",
-                    ty.name
-                ),
-            ));
-        }
-        if range.start == range.end {
+        let (ty, _, bytes) = self.bytes_of(index, &range)?;
+        if bytes.is_empty() {
             return Ok(());
         }
-        // Both fit in usize: the range lies within the slot validated on open.
-        let lo = (range.start / block * ty.type_size) as usize;
-        let hi = (range.end / block * ty.type_size) as usize;
-        let bytes = self
-            .map
-            .bytes()
-            .get(slot.start + lo..slot.start + hi)
-            .ok_or_else(|| {
-                Error::tensor(
-                    &self.path,
-                    &t.name,
-                    format!("bytes {lo}..{hi} lie outside the mapped file"),
-                )
-            })?;
         decode(ty, bytes, sink);
         // As the safetensors reader does: the file-backed resident set stays at a few work
         // units instead of growing to the size of the file.
         self.map.release(bytes);
         Ok(())
+    }
+
+    fn moments(&self, index: usize, range: Range<u64>) -> Option<Result<Accumulator>> {
+        let kernel = self.slots.get(index)?.ty.kernel?;
+        if !qmoments::supported(kernel) {
+            return None;
+        }
+        Some(self.bytes_of(index, &range).map(|(ty, _, bytes)| {
+            // `supported` was checked above, so this always accumulates.
+            let acc = moments(ty, bytes).unwrap_or_default();
+            self.map.release(bytes);
+            acc
+        }))
     }
 
     fn architecture(&self) -> Option<String> {

@@ -151,6 +151,7 @@ impl Files for RemoteFiles {
             path: f.name.clone(),
             size: f.size,
             sha256: None,
+            hash_source: None,
             remote: Some(RemoteRead {
                 url: f.url.to_string(),
                 etag: f.etag.clone(),

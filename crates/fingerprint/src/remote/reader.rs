@@ -377,6 +377,34 @@ impl TensorReader for RemoteReader {
         Ok(())
     }
 
+    /// GGUF quantized blocks: the moments from their codes, as the local reader computes them
+    /// (so remote and local fingerprints agree bit for bit).
+    fn moments(&self, index: usize, range: Range<u64>) -> Option<Result<crate::Accumulator>> {
+        let Inner::Gguf(r) = &self.inner else {
+            return None;
+        };
+        let ty = r.ggml_type(index).filter(|&ty| gguf::has_moments(ty))?;
+        let moments = |bytes: &[u8]| gguf::moments(ty, bytes).unwrap_or_default();
+        Some((|| {
+            let span = self.span(index, &range)?;
+            if span.is_empty() {
+                return Ok(crate::Accumulator::new());
+            }
+            let held = self
+                .batch
+                .lock()
+                .ok()
+                .and_then(|b| b.get(&(index, range.start, range.end)).cloned());
+            Ok(match held {
+                Some((run, at)) => moments(&run[at]),
+                None => {
+                    let what = format!("tensor {}", self.tensor_name(index));
+                    moments(&self.file.fetch(&self.client, span, &what)?)
+                }
+            })
+        })())
+    }
+
     fn architecture(&self) -> Option<String> {
         self.inner.reader().architecture()
     }
