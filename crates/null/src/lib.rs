@@ -29,6 +29,8 @@
 //! * [`pvalue`]: `(1 + exceed)/(1 + n)`, log10 p, Monte-Carlo error, rates with
 //!   Clopper–Pearson intervals. [`multiple`]: Benjamini–Hochberg and Holm.
 //! * [`labels`]: lineage labels (`model,root` / `model,derived_from` or `a,b,label` CSV).
+//! * [`published`]: published per-layer tables (GraphNet's included) read as panels, with
+//!   provenance, ddof and rounding; [`lineage_rules`]: their lineage labels by written rules.
 //! * [`table`]: all pairwise scores. [`matrix`]: many comparisons. [`roc`]: ROC, AUC,
 //!   leave-one-model-out thresholds.
 //! * [`sim`], [`derive`](mod@derive): simulated null curves and controlled derivations (positive controls).
@@ -64,11 +66,13 @@ pub mod curves;
 pub mod derive;
 pub mod error;
 pub mod labels;
+pub mod lineage_rules;
 pub mod matrix;
 pub mod measure;
 pub mod multiple;
 pub mod null;
 pub mod power;
+pub mod published;
 pub mod pvalue;
 pub mod rng;
 pub mod roc;
