@@ -219,9 +219,11 @@ pub fn analyse(path: &Path, fingerprint_model: FingerprintModel<'_>) -> Result<A
         context: ObservedContext {
             layers: exp.claim.layers.map(|l| (l[0], l[1])),
             families: None,
+            kinds: None,
         },
         exclude: Vec::new(),
         block: BlockRepresentative::Median,
+        ..Default::default()
     };
     let panel = panel::test(&table, observed, &panel_opts)?;
     let unrelated = table.scores(Relation::Unrelated);
