@@ -34,6 +34,8 @@
 //! * [`table`]: all pairwise scores. [`matrix`]: many comparisons. [`roc`]: ROC, AUC,
 //!   leave-one-model-out thresholds.
 //! * [`sim`], [`derive`](mod@derive): simulated null curves and controlled derivations (positive controls).
+//! * [`depth`]: the depth model (same-depth exceedance rates and scores against depth,
+//!   predicted at an unseen depth with intervals and a leave-one-depth-out check).
 //! * [`calibrate`], [`power`]: the tests of the statistics.
 //! * [`stats`], [`rng`]: numerical and random-number primitives.
 //!
@@ -63,6 +65,7 @@
 pub mod calibrate;
 pub mod compare;
 pub mod curves;
+pub mod depth;
 pub mod derive;
 pub mod error;
 pub mod labels;
