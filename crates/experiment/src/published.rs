@@ -48,6 +48,11 @@ pub fn data_dir(configured: &Path) -> PathBuf {
         .unwrap_or_else(|| configured.to_owned())
 }
 
+/// The table file of a published-data directory, when present.
+pub fn data_file(dir: &Path) -> Option<PathBuf> {
+    null::published::table_file(dir)
+}
+
 /// How rounding exact curves to the published decimals moves the score of each pair.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RoundingShift {

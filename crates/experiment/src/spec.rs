@@ -35,6 +35,25 @@ pub struct Experiment {
     /// Positive controls.
     #[serde(default)]
     pub controls: Option<ControlsSpec>,
+    /// A published per-layer panel (not part of the project: used when present).
+    #[serde(default)]
+    pub published_panel: Option<PublishedPanelSpec>,
+}
+
+/// `[published_panel]`: a published per-layer table read as a second panel (see
+/// [`crate::published`]).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishedPanelSpec {
+    /// Directory of the data, relative to the experiment file (overridden by the
+    /// `NULLPRINT_PUBLISHED_DATA` environment variable).
+    pub dir: PathBuf,
+    /// Kinds (`encoder`, `decoder`) of the claimed models, for the matching stratum.
+    #[serde(default)]
+    pub kinds: Option<[String; 2]>,
+    /// Also calibrate the surrogate nulls on the six-layer published panel (about a minute).
+    #[serde(default)]
+    pub calibrate_surrogates: bool,
 }
 
 /// `[experiment]`.
@@ -237,6 +256,18 @@ impl Experiment {
     pub fn controls_path(&self, experiment_path: &Path) -> Option<PathBuf> {
         let w = self.controls.as_ref()?.weights.as_ref()?;
         Some(experiment_path.parent().unwrap_or(Path::new(".")).join(w))
+    }
+
+    /// The published-panel data directory: the environment override, else the file's `dir`
+    /// resolved against the experiment file's directory; `None` without `[published_panel]`.
+    pub fn published_dir(&self, experiment_path: &Path) -> Option<PathBuf> {
+        let spec = self.published_panel.as_ref()?;
+        Some(crate::published::data_dir(
+            &experiment_path
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(&spec.dir),
+        ))
     }
 
     /// The panel index path, resolved against the experiment file's directory.

@@ -544,13 +544,52 @@ fn open(path: &Path) -> Result<std::fs::File> {
 
 /// GraphNet's files in `dir`: `attention_std_per_layer.csv`, and `models.csv` when present.
 pub fn read_graphnet_dir(dir: &Path, roles: &[&str]) -> Result<PublishedPanel> {
-    let table = dir.join("attention_std_per_layer.csv");
+    let table = dir.join(GRAPHNET_FILE);
     let models = dir.join("models.csv");
     let mut opts = ReadOptions::graphnet();
     opts.roles = roles.iter().map(|r| r.to_string()).collect();
     if models.exists() {
         opts.not_real = graphnet_not_real(open(&models)?, &models.display().to_string())?;
     }
+    read(
+        std::io::BufReader::new(open(&table)?),
+        &table.display().to_string(),
+        Provenance::graphnet(),
+        &opts,
+    )
+}
+
+/// File name of GraphNet's table ([`Layout::GraphNet`]).
+pub const GRAPHNET_FILE: &str = "attention_std_per_layer.csv";
+
+/// File name of a table in the long schema ([`Layout::Long`]), as
+/// `scripts/published_data.py` writes it from a GraphNet checkout.
+pub const LONG_FILE: &str = "attention_std_long.csv";
+
+/// The table of a published-data directory: GraphNet's file, else the long-schema file.
+pub fn table_file(dir: &Path) -> Option<std::path::PathBuf> {
+    [GRAPHNET_FILE, LONG_FILE]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+}
+
+/// Read a published-data directory with either file ([`table_file`]), with GraphNet's
+/// provenance (both come from GraphNet at the same commit).
+pub fn read_dir(dir: &Path, roles: &[&str]) -> Result<PublishedPanel> {
+    let table = table_file(dir).ok_or_else(|| Error::Io {
+        path: dir.join(GRAPHNET_FILE),
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("neither {GRAPHNET_FILE} nor {LONG_FILE} in the directory"),
+        ),
+    })?;
+    if table.ends_with(GRAPHNET_FILE) {
+        return read_graphnet_dir(dir, roles);
+    }
+    let mut opts = ReadOptions::graphnet();
+    opts.layout = Layout::Long;
+    opts.roles = roles.iter().map(|r| r.to_string()).collect();
     read(
         std::io::BufReader::new(open(&table)?),
         &table.display().to_string(),
