@@ -316,3 +316,39 @@ pub fn own_panel(
     let table = PairTable::from_curves(&curves, &labels, measure)?;
     Ok((curves, kinds, table))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn curves(model: &str, q: &[f64]) -> Curves {
+        Curves::new(model, BTreeMap::from([("attn_q".to_string(), q.to_vec())])).unwrap()
+    }
+
+    #[test]
+    fn rounding_shift_measures_the_score_change() {
+        // b is a with a wiggle below the rounding step: rounding to 2 decimals erases it.
+        let a = curves("a", &[0.1, 0.2, 0.3, 0.25]);
+        let b = curves("b", &[0.1, 0.2031, 0.3, 0.2469]);
+        let c = curves("c", &[0.3, 0.1, 0.2, 0.4]);
+        let s = rounding_shift(&[a.clone(), b.clone(), c], Measure::HonestAgi, 2).unwrap();
+        assert_eq!(s.pairs, 3);
+        assert_eq!(s.failed, 0);
+        let exact = null::similarity(&a, &b, &Default::default()).unwrap().score;
+        assert!(exact < 1.0);
+        // After rounding a and b are identical: their shift is 1 - exact.
+        assert!(s.max_abs >= 1.0 - exact - 1e-12);
+        // A curve rounded flat cannot be scored: counted, not hidden.
+        let flat = curves("f", &[0.101, 0.102, 0.099, 0.1]);
+        let s2 = rounding_shift(&[a, b, flat], Measure::HonestAgi, 2).unwrap();
+        assert_eq!((s2.pairs, s2.failed), (1, 2));
+    }
+
+    #[test]
+    fn absent_data_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(data_file(dir.path()).is_none());
+        std::fs::write(dir.path().join(null::published::LONG_FILE), "x").unwrap();
+        assert!(data_file(dir.path()).is_some());
+    }
+}

@@ -321,6 +321,25 @@ thresholds = [0.7]
     }
 
     #[test]
+    fn published_panel_section_is_optional_and_resolved() {
+        assert!(load(GOOD).unwrap().published_panel.is_none());
+        let text = format!(
+            "{GOOD}[published_panel]\ndir = \"../data/graphnet\"\nkinds = [\"decoder\", \"decoder\"]\n"
+        );
+        let e = load(&text).unwrap();
+        let spec = e.published_panel.as_ref().unwrap();
+        assert_eq!(spec.kinds.as_ref().unwrap()[0], "decoder");
+        assert!(!spec.calibrate_surrogates);
+        if std::env::var_os(crate::published::DATA_DIR_ENV).is_none() {
+            assert_eq!(
+                e.published_dir(Path::new("experiments/e.toml")).unwrap(),
+                Path::new("experiments/../data/graphnet")
+            );
+        }
+        assert!(load(&format!("{GOOD}[published_panel]\ndirr = \"x\"\n")).is_err());
+    }
+
+    #[test]
     fn bad_values_name_the_field() {
         for (from, to, field) in [
             ("name = \"honestagi\"", "name = \"cosine-ish\"", "measure"),
