@@ -340,8 +340,11 @@ fn predict_rate(
     Ok((fit, fit.rate(depth as f64), quantile_pair(boot)?))
 }
 
+/// A least-squares fit (intercept, slope), its prediction and the prediction's interval.
+type LineFit = ((f64, f64), f64, (f64, f64));
+
 /// Least squares of atanh(y) on ln(depth); prediction and t interval at `depth`.
-fn predict_score(xy: &[(f64, f64)], depth: usize) -> Result<((f64, f64), f64, (f64, f64))> {
+fn predict_score(xy: &[(f64, f64)], depth: usize) -> Result<LineFit> {
     let n = xy.len();
     if n < 3 {
         return Err(Error::TooFewValues {
