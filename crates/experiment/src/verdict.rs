@@ -240,10 +240,24 @@ fn published_sentence(a: &Analysis) -> String {
         .matched_stratum
         .as_ref()
         .and_then(|name| p.strata.iter().find(|s| &s.name == name));
+    let claim_depth = a.exp.claim.layers.map(|l| l[0].max(l[1]));
+    let at_claim_depth = study
+        .depth_model
+        .points
+        .iter()
+        .any(|pt| Some(pt.depth) == claim_depth);
     let mut out = match matched {
         Some(s) => format!(
-            " In the published panel ({} unrelated pairs), the stratum matching the claim is \"{}\": {} of {} unrelated pairs reach the observed score (p = {:.2e}).",
-            p.null.n, s.name, s.result.exceed, s.result.n, s.result.p
+            " In the published panel ({} unrelated pairs), the stratum closest to the claim is \"{}\"{}: {} of {} unrelated pairs reach the observed score (p = {:.2e}).",
+            p.null.n,
+            s.name,
+            match (claim_depth, at_claim_depth) {
+                (Some(d), false) => format!(" (equal depths, but none at the claim's {d} layers)"),
+                _ => String::new(),
+            },
+            s.result.exceed,
+            s.result.n,
+            s.result.p
         ),
         None => " The published panel has no stratum matching the claim.".into(),
     };
@@ -254,7 +268,7 @@ fn published_sentence(a: &Analysis) -> String {
         .find(|r| r.threshold == 0.927)
     {
         out.push_str(&format!(
-            " No panel holds unrelated pairs of the claim's depth; a model-based extrapolation of the same-depth rate at or above 0.927 to {} layers gives {:.2} (95% interval {:.2}–{:.2}), leaving each depth out, it misses by {:.2} on average and {} of {} held-out depths fall inside their interval{}",
+            " A model-based extrapolation of the same-depth rate at or above 0.927 to {} layers gives {:.2} (95% interval {:.2}–{:.2}), leaving each depth out, it misses by {:.2} on average and {} of {} held-out depths fall inside their interval{}",
             r.depth,
             r.rate,
             r.interval.0,
