@@ -29,7 +29,7 @@ pub const DATA_DIR_ENV: &str = "NULLPRINT_PUBLISHED_DATA";
 
 /// How a user gets the published data (untested here: the project's machines have no network).
 pub const GET_DATA: &str = "run `scripts/published-data.sh ../shared/published-data/graphnet` \
-    (a shallow clone of PaddlePaddle/GraphNet at 1dcbd66 and the extraction of its per-layer \
+    (a sparse clone of PaddlePaddle/GraphNet at 1dcbd66 and the extraction of its per-layer \
     attention std table), or point NULLPRINT_PUBLISHED_DATA at a copy";
 
 /// The roles of the published panel: the four attention projections of the published measure.
