@@ -27,10 +27,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &CurveOptions::default(),
         Measure::HonestAgi,
     )?;
-    let shift = published::rounding_shift(&own_curves, Measure::HonestAgi, 3)?;
     let study = published::study(
         &panel,
-        Some(&own_table),
+        Some((&own_table, &own_curves)),
         &StudyOptions {
             observed: 0.927,
             context: ObservedContext {
@@ -135,6 +134,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             s.lodo.folds.len()
         );
     }
+    let shift = study.rounding_shift.as_ref().ok_or("no rounding shift")?;
     println!(
         "rounding to {} decimals on the own panel: {} pairs, |shift| median {:.2e} p95 {:.2e} max {:.2e} ({} vs {}), {} failed",
         shift.decimals,

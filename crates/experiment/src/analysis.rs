@@ -395,7 +395,7 @@ pub fn analyse(path: &Path, fingerprint_model: FingerprintModel<'_>) -> Result<A
     })?;
     let leave_one_out = null::calibrate::leave_one_out(&table).ok();
 
-    let published_panel = published_outcome(&exp, path, &table, observed, &mut inputs)?;
+    let published_panel = published_outcome(&exp, path, (&table, &curves), observed, &mut inputs)?;
 
     Ok(Analysis {
         published_panel,
@@ -431,7 +431,7 @@ pub fn analyse(path: &Path, fingerprint_model: FingerprintModel<'_>) -> Result<A
 fn published_outcome(
     exp: &Experiment,
     path: &Path,
-    table: &PairTable,
+    own: (&PairTable, &[Curves]),
     observed: f64,
     inputs: &mut Inputs,
 ) -> Result<PublishedOutcome> {
@@ -445,7 +445,7 @@ fn published_outcome(
     let panel = null::published::read_dir(&dir, &crate::published::ROLES)?;
     let study = crate::published::study(
         &panel,
-        Some(table),
+        Some(own),
         &crate::published::StudyOptions {
             observed,
             context: ObservedContext {

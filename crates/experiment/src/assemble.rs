@@ -405,6 +405,23 @@ fn published_panel_table(a: &Analysis) -> Option<rm::Table> {
             )),
         ]);
     }
+    if let Some(r) = &study.rounding_shift {
+        rows.push(vec![
+            text(&format!(
+                "own panel: median |score shift| when its exact curves are rounded to {} decimals",
+                r.decimals
+            )),
+            num(r.pairs as f64),
+            rm::Cell::Missing,
+            num(r.median_abs),
+            rm::Cell::Missing,
+            text(&format!(
+                "95th percentile {:.4}, largest {:.4} ({} vs {}); {} pairs unscorable after \
+                 rounding (a curve rounded flat)",
+                r.p95_abs, r.max_abs, r.max_pair.0, r.max_pair.1, r.failed
+            )),
+        ]);
+    }
     for c in &study.rule_counts {
         rows.push(vec![
             text(&format!("rule pair {:?} × {:?}: {}", c.a, c.b, c.relation)),

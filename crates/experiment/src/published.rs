@@ -151,6 +151,8 @@ pub struct PublishedStudy {
     pub depth_model: DepthModel,
     /// Surrogate sizes on disjoint unrelated six-layer pairs.
     pub surrogate_sizes: Vec<Calibration>,
+    /// How rounding the own panel's exact curves to the published decimals moves its scores.
+    pub rounding_shift: Option<RoundingShift>,
 }
 
 /// What the study needs to know about the claim.
@@ -173,7 +175,7 @@ pub struct StudyOptions {
 /// Run the study of `panel`, with the own panel's table for the depth model.
 pub fn study(
     panel: &PublishedPanel,
-    own: Option<&PairTable>,
+    own: Option<(&PairTable, &[Curves])>,
     opts: &StudyOptions,
 ) -> Result<PublishedStudy> {
     let curves: Vec<Curves> = panel.curves.iter().map(|c| c.curves.clone()).collect();
@@ -209,8 +211,12 @@ pub fn study(
     )?;
 
     let mut points: Vec<DepthPoint> = Vec::new();
-    if let Some(own) = own {
+    let mut rounding = None;
+    if let Some((own, own_curves)) = own {
         points.extend(depth::same_depth_points(own, &opts.thresholds)?);
+        if let Some(d) = panel.provenance.decimals {
+            rounding = Some(rounding_shift(own_curves, Measure::HonestAgi, d)?);
+        }
     }
     points.extend(depth::same_depth_points(&table, &opts.thresholds)?);
     let depth_model = depth::fit(&points, &opts.thresholds, opts.predict_depth, opts.seed)?;
@@ -246,6 +252,7 @@ pub fn study(
         panel: report,
         depth_model,
         surrogate_sizes,
+        rounding_shift: rounding,
     })
 }
 
