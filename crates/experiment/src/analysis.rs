@@ -10,7 +10,7 @@
 //! ([`crate::policy::seed_stream`]).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use fingerprint::Fingerprint;
 use null::calibrate::{Calibration, SimCalibration, SimNull};
@@ -153,6 +153,22 @@ pub struct Analysis {
     pub leave_one_out: Option<Calibration>,
     /// Every input file read.
     pub inputs: Inputs,
+    /// The published panel: its study, or why it was left out.
+    pub published_panel: PublishedOutcome,
+}
+
+/// What became of the experiment's `[published_panel]`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PublishedOutcome {
+    /// The experiment names no published panel.
+    NotConfigured,
+    /// The data is not on this machine: the section is left out.
+    Absent {
+        /// Where it was looked for.
+        dir: PathBuf,
+    },
+    /// The study of the published panel.
+    Present(Box<crate::published::PublishedStudy>),
 }
 
 /// Fingerprints a claimed model found on this machine (through the fingerprint cache).
@@ -219,9 +235,11 @@ pub fn analyse(path: &Path, fingerprint_model: FingerprintModel<'_>) -> Result<A
         context: ObservedContext {
             layers: exp.claim.layers.map(|l| (l[0], l[1])),
             families: None,
+            kinds: None,
         },
         exclude: Vec::new(),
         block: BlockRepresentative::Median,
+        ..Default::default()
     };
     let panel = panel::test(&table, observed, &panel_opts)?;
     let unrelated = table.scores(Relation::Unrelated);
@@ -377,7 +395,10 @@ pub fn analyse(path: &Path, fingerprint_model: FingerprintModel<'_>) -> Result<A
     })?;
     let leave_one_out = null::calibrate::leave_one_out(&table).ok();
 
+    let published_panel = published_outcome(&exp, path, (&table, &curves), observed, &mut inputs)?;
+
     Ok(Analysis {
+        published_panel,
         exp,
         experiment_path: path.to_path_buf(),
         measure,
@@ -404,6 +425,41 @@ pub fn analyse(path: &Path, fingerprint_model: FingerprintModel<'_>) -> Result<A
         leave_one_out,
         inputs,
     })
+}
+
+/// The published-panel study when `[published_panel]` is configured and its data present.
+fn published_outcome(
+    exp: &Experiment,
+    path: &Path,
+    own: (&PairTable, &[Curves]),
+    observed: f64,
+    inputs: &mut Inputs,
+) -> Result<PublishedOutcome> {
+    let (Some(spec), Some(dir)) = (&exp.published_panel, exp.published_dir(path)) else {
+        return Ok(PublishedOutcome::NotConfigured);
+    };
+    let Some(file) = crate::published::data_file(&dir) else {
+        return Ok(PublishedOutcome::Absent { dir });
+    };
+    inputs.record(&file, "published per-layer table (not part of the project)")?;
+    let panel = null::published_panel::read_dir(&dir, &crate::published::ROLES)?;
+    let study = crate::published::study(
+        &panel,
+        Some(own),
+        &crate::published::StudyOptions {
+            observed,
+            context: ObservedContext {
+                layers: exp.claim.layers.map(|l| (l[0], l[1])),
+                families: None,
+                kinds: spec.kinds.clone().map(|[a, b]| (a, b)),
+            },
+            thresholds: null::depth::DEPTH_THRESHOLDS.to_vec(),
+            predict_depth: exp.claim.layers.map_or(48, |l| l[0].max(l[1])),
+            seed: exp.nulls.seed,
+            calibrate_surrogates: spec.calibrate_surrogates,
+        },
+    )?;
+    Ok(PublishedOutcome::Present(Box::new(study)))
 }
 
 fn pair_of(exp: &Experiment, path: &Path, members: &[Member]) -> Result<Option<(usize, usize)>> {

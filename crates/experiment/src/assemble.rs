@@ -302,7 +302,173 @@ pub fn report(a: &Analysis) -> Result<rm::Report> {
         .into_iter()
         .flatten()
         .chain([held_out_table(a), excluded_table(a), pairs_table(a)])
+        .chain(published_panel_table(a))
         .collect(),
+    })
+}
+
+/// The published panel at a glance: its strata at the observed score, the depth model's
+/// prediction at the claim's depth, the rule counts and exclusions; or the note that it was left
+/// out and how to get the data.
+fn published_panel_table(a: &Analysis) -> Option<rm::Table> {
+    use crate::analysis::PublishedOutcome;
+    let headers = ["figure", "n", "count", "value", "95% interval", "note"]
+        .map(String::from)
+        .to_vec();
+    let text = |s: &str| rm::Cell::Text(s.to_owned());
+    let num = |x: f64| rm::Cell::Number(x);
+    let iv = |(lo, hi): (f64, f64)| rm::Cell::Text(format!("{lo:.4} – {hi:.4}"));
+    let study = match &a.published_panel {
+        PublishedOutcome::NotConfigured => return None,
+        PublishedOutcome::Absent { dir } => {
+            return Some(rm::Table {
+                name: "published-panel".into(),
+                title: "Published panel: left out".into(),
+                caption: format!(
+                    "The published per-layer panel (GraphNet) is not on this machine ({} not \
+                     found), so its strata and the depth model are left out. To include them, {}.",
+                    dir.display(),
+                    crate::published::GET_DATA
+                ),
+                headers,
+                rows: Vec::new(),
+            })
+        }
+        PublishedOutcome::Present(s) => s,
+    };
+    let p = &study.panel;
+    let mut rows = vec![vec![
+        text("unrelated pairs at or above the observed score (all)"),
+        num(p.null.n as f64),
+        num(p.null.exceed as f64),
+        num(p.null.p),
+        iv(p.null.interval),
+        text("p = (1 + count)/(1 + n); pairs are not independent"),
+    ]];
+    for s in &p.strata {
+        let matched = p.matched_stratum.as_deref() == Some(s.name.as_str());
+        rows.push(vec![
+            text(&format!("stratum {}", s.name)),
+            num(s.result.n as f64),
+            num(s.result.exceed as f64),
+            num(s.result.p),
+            iv(s.result.interval),
+            text(if matched { "matches the claim" } else { "" }),
+        ]);
+    }
+    for r in &p.fpr {
+        rows.push(vec![
+            text(&format!("unrelated pairs at or above {}", r.threshold)),
+            num(r.n as f64),
+            num(r.count as f64),
+            num(r.rate),
+            iv(r.interval),
+            text(""),
+        ]);
+    }
+    let m = &study.depth_model;
+    for r in &m.rates {
+        rows.push(vec![
+            text(&format!(
+                "depth model: same-depth rate at or above {} at {} layers",
+                r.threshold, r.depth
+            )),
+            rm::Cell::Missing,
+            rm::Cell::Missing,
+            num(r.rate),
+            iv(r.interval),
+            text(&format!(
+                "model-based; leave-one-depth-out mean abs. error {:.3}, {}/{} depths inside \
+                 their interval",
+                r.lodo.mean_abs_error,
+                r.lodo.covered,
+                r.lodo.folds.len()
+            )),
+        ]);
+    }
+    for s in &m.scores {
+        rows.push(vec![
+            text(&format!(
+                "depth model: same-depth {} score at {} layers",
+                s.statistic, s.depth
+            )),
+            rm::Cell::Missing,
+            rm::Cell::Missing,
+            num(s.value),
+            iv(s.interval),
+            text(&format!(
+                "model-based; leave-one-depth-out mean abs. error {:.3}",
+                s.lodo.mean_abs_error
+            )),
+        ]);
+    }
+    if let Some(r) = &study.rounding_shift {
+        rows.push(vec![
+            text(&format!(
+                "own panel: median |score shift| when its exact curves are rounded to {} decimals",
+                r.decimals
+            )),
+            num(r.pairs as f64),
+            rm::Cell::Missing,
+            num(r.median_abs),
+            rm::Cell::Missing,
+            text(&format!(
+                "95th percentile {:.4}, largest {:.4} ({} vs {}); {} pairs unscorable after \
+                 rounding (a curve rounded flat)",
+                r.p95_abs, r.max_abs, r.max_pair.0, r.max_pair.1, r.failed
+            )),
+        ]);
+    }
+    for c in &study.rule_counts {
+        rows.push(vec![
+            text(&format!("rule pair {:?} × {:?}: {}", c.a, c.b, c.relation)),
+            num(c.pairs as f64),
+            rm::Cell::Missing,
+            rm::Cell::Missing,
+            rm::Cell::Missing,
+            text(""),
+        ]);
+    }
+    for cal in &study.surrogate_sizes {
+        for alpha in [0.01, 0.05] {
+            if let Some(r) = cal.rejection_at(alpha) {
+                rows.push(vec![
+                    text(&format!("surrogate {} size at α = {alpha}", cal.null)),
+                    num(r.n as f64),
+                    num(r.count as f64),
+                    num(r.rate),
+                    iv(r.interval),
+                    text(&cal.name),
+                ]);
+            }
+        }
+    }
+    let e = &study.excluded;
+    Some(rm::Table {
+        name: "published-panel".into(),
+        title: "Published panel (GraphNet): strata, depth model, lineage rules".into(),
+        caption: format!(
+            "{}. {} curves kept; left out: {} randomly initialised (a role constant over depth), \
+             {} missing roles, {} with gaps in the layers, {} too short, {} by the table's \
+             realness heuristic. Lineage rules: {}. Depth-model rows are model-based \
+             extrapolations (seed {}), not measurements.",
+            study.provenance.describe(),
+            study.curves_by_depth.values().sum::<usize>(),
+            e.init_like.len(),
+            e.missing_roles,
+            e.layer_gaps,
+            e.too_short,
+            e.heuristic_not_real,
+            study
+                .rules
+                .iter()
+                .map(|(r, t)| format!("{r:?}: {t}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+            m.seed
+        ),
+        headers,
+        rows,
     })
 }
 

@@ -27,6 +27,7 @@ pub mod index;
 pub mod inputs;
 pub mod policy;
 pub mod positive_controls;
+pub mod published;
 pub mod spec;
 pub mod verdict;
 

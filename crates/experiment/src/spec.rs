@@ -35,6 +35,25 @@ pub struct Experiment {
     /// Positive controls.
     #[serde(default)]
     pub controls: Option<ControlsSpec>,
+    /// A published per-layer panel (not part of the project: used when present).
+    #[serde(default)]
+    pub published_panel: Option<PublishedPanelSpec>,
+}
+
+/// `[published_panel]`: a published per-layer table read as a second panel (see
+/// [`crate::published`]).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishedPanelSpec {
+    /// Directory of the data, relative to the experiment file (overridden by the
+    /// `NULLPRINT_PUBLISHED_DATA` environment variable).
+    pub dir: PathBuf,
+    /// Kinds (`encoder`, `decoder`) of the claimed models, for the matching stratum.
+    #[serde(default)]
+    pub kinds: Option<[String; 2]>,
+    /// Also calibrate the surrogate nulls on the six-layer published panel (about a minute).
+    #[serde(default)]
+    pub calibrate_surrogates: bool,
 }
 
 /// `[experiment]`.
@@ -239,6 +258,18 @@ impl Experiment {
         Some(experiment_path.parent().unwrap_or(Path::new(".")).join(w))
     }
 
+    /// The published-panel data directory: the environment override, else the file's `dir`
+    /// resolved against the experiment file's directory; `None` without `[published_panel]`.
+    pub fn published_dir(&self, experiment_path: &Path) -> Option<PathBuf> {
+        let spec = self.published_panel.as_ref()?;
+        Some(crate::published::data_dir(
+            &experiment_path
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(&spec.dir),
+        ))
+    }
+
     /// The panel index path, resolved against the experiment file's directory.
     pub fn index_path(&self, experiment_path: &Path) -> PathBuf {
         experiment_path
@@ -287,6 +318,25 @@ thresholds = [0.7]
         assert_eq!(e.measure.roles.len(), 2);
         assert_eq!(e.nulls.alpha, crate::policy::DEFAULT_ALPHA);
         assert_eq!(e.measures(), vec![Measure::HonestAgi]);
+    }
+
+    #[test]
+    fn published_panel_section_is_optional_and_resolved() {
+        assert!(load(GOOD).unwrap().published_panel.is_none());
+        let text = format!(
+            "{GOOD}[published_panel]\ndir = \"../data/graphnet\"\nkinds = [\"decoder\", \"decoder\"]\n"
+        );
+        let e = load(&text).unwrap();
+        let spec = e.published_panel.as_ref().unwrap();
+        assert_eq!(spec.kinds.as_ref().unwrap()[0], "decoder");
+        assert!(!spec.calibrate_surrogates);
+        if std::env::var_os(crate::published::DATA_DIR_ENV).is_none() {
+            assert_eq!(
+                e.published_dir(Path::new("experiments/e.toml")).unwrap(),
+                Path::new("experiments/../data/graphnet")
+            );
+        }
+        assert!(load(&format!("{GOOD}[published_panel]\ndirr = \"x\"\n")).is_err());
     }
 
     #[test]

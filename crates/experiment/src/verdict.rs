@@ -212,6 +212,7 @@ pub fn verdict(a: &Analysis) -> rm::Verdict {
         ),
         _ => String::new(),
     };
+    let depth_note = depth_note + &published_sentence(a);
     let cannot = format!(
         "{}{depth_note} The panel is small ({} pairs) and its pairs are not independent (a model enters many pairs), so the p-value is coarse (its smallest possible value is {:.3}) and its interval understates the uncertainty. A score below the null's bulk would not prove independence, and a score within it does not prove it either: a per-tensor std is blind to permutations and most weight edits, so derived models can score low and unrelated ones high. Only weight-level tests (`nullprint trace`) can decide lineage; this report tests whether the published number is evidence at all.",
         if a.recomputed.is_some() {
@@ -227,6 +228,62 @@ pub fn verdict(a: &Analysis) -> rm::Verdict {
         nulls_say: says,
         cannot_say: cannot,
     }
+}
+
+/// What the published panel's stratum matching the claim shows, when the panel was used.
+fn published_sentence(a: &Analysis) -> String {
+    let crate::analysis::PublishedOutcome::Present(study) = &a.published_panel else {
+        return String::new();
+    };
+    let p = &study.panel;
+    let matched = p
+        .matched_stratum
+        .as_ref()
+        .and_then(|name| p.strata.iter().find(|s| &s.name == name));
+    let claim_depth = a.exp.claim.layers.map(|l| l[0].max(l[1]));
+    let at_claim_depth = study
+        .depth_model
+        .points
+        .iter()
+        .any(|pt| Some(pt.depth) == claim_depth);
+    let mut out = match matched {
+        Some(s) => format!(
+            " In the published panel ({} unrelated pairs), the stratum closest to the claim is \"{}\"{}: {} of {} unrelated pairs reach the observed score (p = {:.2e}).",
+            p.null.n,
+            s.name,
+            match (claim_depth, at_claim_depth) {
+                (Some(d), false) => format!(" (equal depths, but none at the claim's {d} layers)"),
+                _ => String::new(),
+            },
+            s.result.exceed,
+            s.result.n,
+            s.result.p
+        ),
+        None => " The published panel has no stratum matching the claim.".into(),
+    };
+    if let Some(r) = study
+        .depth_model
+        .rates
+        .iter()
+        .find(|r| r.threshold == 0.927)
+    {
+        out.push_str(&format!(
+            " A model-based extrapolation of the same-depth rate at or above 0.927 to {} layers gives {:.2} (95% interval {:.2}–{:.2}), leaving each depth out, it misses by {:.2} on average and {} of {} held-out depths fall inside their interval{}",
+            r.depth,
+            r.rate,
+            r.interval.0,
+            r.interval.1,
+            r.lodo.mean_abs_error,
+            r.lodo.covered,
+            r.lodo.folds.len(),
+            if r.lodo.covered * 2 < r.lodo.folds.len() {
+                ", so the extrapolation fails its own check: a guess, not a measurement."
+            } else {
+                ": a model-based estimate, not a measurement."
+            }
+        ));
+    }
+    out
 }
 
 /// What the positive controls built from real weights show, computed.

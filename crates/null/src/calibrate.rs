@@ -320,7 +320,6 @@ pub fn surrogate_on_panel(
     max_pairs: usize,
 ) -> Result<Calibration> {
     let table = PairTable::from_curves(curves, labels, opts.measure)?;
-    let prepared: Vec<Option<Prepared>> = curves.iter().map(|c| Prepared::new(c).ok()).collect();
     let pairs: Vec<(usize, usize)> = table
         .pairs
         .iter()
@@ -328,11 +327,34 @@ pub fn surrogate_on_panel(
         .map(|p| (p.a, p.b))
         .take(max_pairs)
         .collect();
+    let mut c = surrogate_on_pairs(
+        curves,
+        &pairs,
+        &format!("unrelated pairs of {}", table.source),
+        opts,
+    )?;
+    c.notes.push(
+        "pairs share models, so their p-values are dependent: the KS p-value is indicative only"
+            .into(),
+    );
+    Ok(c)
+}
+
+/// A surrogate null applied to the given pairs of `curves` (indices; the second model of each
+/// pair is resampled; pair k uses the child seed k). With disjoint pairs the p-values are
+/// independent, so the size and its Clopper–Pearson interval are exact binomial statements.
+pub fn surrogate_on_pairs(
+    curves: &[Curves],
+    pairs: &[(usize, usize)],
+    name: &str,
+    opts: &SurrogateOptions,
+) -> Result<Calibration> {
+    let prepared: Vec<Option<Prepared>> = curves.iter().map(|c| Prepared::new(c).ok()).collect();
     let results: Vec<Result<f64>> = pairs
         .par_iter()
         .enumerate()
         .map(|(k, &(i, j))| {
-            let (Some(a), Some(b)) = (&prepared[i], &prepared[j]) else {
+            let (Some(Some(a)), Some(Some(b))) = (prepared.get(i), prepared.get(j)) else {
                 return Err(Error::EmptyNull {
                     name: opts.kind.to_string(),
                     reason: "a model could not be prepared".into(),
@@ -345,18 +367,13 @@ pub fn surrogate_on_panel(
             Ok(test_prepared(a, b, &o)?.p)
         })
         .collect();
-    let mut c = collect(
-        &format!("unrelated pairs of {}", table.source),
+    collect(
+        name,
         &opts.kind.to_string(),
         opts.measure,
         Some(opts.seed),
         results,
-    )?;
-    c.notes.push(
-        "pairs share models, so their p-values are dependent: the KS p-value is indicative only"
-            .into(),
-    );
-    Ok(c)
+    )
 }
 
 /// Sizes of the full calibration run.

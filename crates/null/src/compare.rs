@@ -90,6 +90,7 @@ pub fn compare(
                 context: ObservedContext {
                     layers: Some(s.layers),
                     families,
+                    kinds: None,
                 },
                 exclude: vec![a.model.clone(), b.model.clone()],
                 ..Default::default()

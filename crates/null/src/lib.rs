@@ -29,9 +29,13 @@
 //! * [`pvalue`]: `(1 + exceed)/(1 + n)`, log10 p, Monte-Carlo error, rates with
 //!   Clopper–Pearson intervals. [`multiple`]: Benjamini–Hochberg and Holm.
 //! * [`labels`]: lineage labels (`model,root` / `model,derived_from` or `a,b,label` CSV).
+//! * [`published_panel`]: published per-layer tables (GraphNet's included) read as panels,
+//!   with provenance, ddof and rounding; [`lineage_rules`]: their lineage labels by written rules.
 //! * [`table`]: all pairwise scores. [`all_pairs`]: many comparisons. [`roc`]: ROC, AUC,
 //!   leave-one-model-out thresholds.
 //! * [`sim`], [`derivation`]: simulated null curves and controlled derivations (positive controls).
+//! * [`depth`]: the depth model (same-depth exceedance rates and scores against depth,
+//!   predicted at an unseen depth with intervals and a leave-one-depth-out check).
 //! * [`calibrate`], [`power`]: the tests of the statistics.
 //! * [`stats`], [`rng`]: numerical and random-number primitives.
 //!
@@ -62,13 +66,16 @@ pub mod all_pairs;
 pub mod calibrate;
 pub mod compare;
 pub mod curves;
+pub mod depth;
 pub mod derivation;
 pub mod error;
 pub mod labels;
+pub mod lineage_rules;
 pub mod measure;
 pub mod multiple;
 pub mod nulls;
 pub mod power;
+pub mod published_panel;
 pub mod pvalue;
 pub mod rng;
 pub mod roc;

@@ -65,6 +65,7 @@ fn matrix_null_with_model_labels() {
             context: ObservedContext {
                 layers: Some((48, 48)),
                 families: None,
+                kinds: None,
             },
             exclude: vec!["pangu".into()],
             ..Default::default()

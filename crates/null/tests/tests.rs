@@ -7,6 +7,7 @@ matrix nulls from CSV files.
 mod calibration;
 mod panel;
 mod power;
+mod published;
 mod real;
 mod reference;
 mod util;

@@ -50,6 +50,28 @@ pub const DEPENDENCE_NOTE: &str = "pairs in a panel are not independent: each mo
 /// Strata with fewer null pairs than this get a note: their p-values are coarse.
 pub const SMALL_STRATUM: u64 = 20;
 
+/// Depths within this fraction of the larger depth form the `depth: within 10%` stratum.
+///
+/// 10%: the published measure interpolates the shorter curve onto the longer grid; within 10%
+/// the stretch moves no point by more than a tenth of a layer spacing per ten layers, so the
+/// curves are compared almost point by point, while beyond it the interpolation smooths the
+/// shorter curve visibly (a 24- against a 48-layer model halves its resolution).
+pub const DEPTH_NEAR_FRACTION: f64 = 0.10;
+
+/// Caveat of the `depth: same` stratum.
+pub const SAME_DEPTH_NOTE: &str = "same depth: curves are compared layer by layer, with no \
+    interpolation; the stratum that matches a claim between two models of equal depth";
+/// Caveat of the `depth: within 10%` stratum.
+pub const NEAR_DEPTH_NOTE: &str = "depths differ by at most 10%: the shorter curve is \
+    interpolated onto the longer grid, a small stretch";
+/// Caveat of the `depth: other` stratum.
+pub const OTHER_DEPTH_NOTE: &str = "depths differ by more than 10%: the shorter curve is \
+    stretched by interpolation, which smooths it; these scores run lower and say little about \
+    pairs of equal depth";
+/// Caveat of the kind strata.
+pub const KIND_NOTE: &str = "kind (encoder or decoder) as read from the stack and module names \
+    of the panel; models whose names do not say are in no kind stratum";
+
 /// Panels whose null pairs involve fewer models than this get a note (mild anti-conservatism,
 /// see the module docs).
 pub const SMALL_PANEL: usize = 30;
@@ -77,6 +99,9 @@ pub struct ObservedContext {
     /// Architecture families of the two models.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub families: Option<(String, String)>,
+    /// Kinds (`encoder`, `decoder`) of the two models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kinds: Option<(String, String)>,
 }
 
 /// Options of a panel test.
@@ -90,6 +115,31 @@ pub struct PanelOptions {
     pub exclude: Vec<String>,
     /// Family-block representative.
     pub block: BlockRepresentative,
+    /// Also report the depth strata `depth: same` / `depth: within 10%` / `depth: other`, the
+    /// kind strata `kind: a/b` and their crossing `depth: same, kind: a/b`, each with its caveat.
+    pub depth_strata: bool,
+    /// Kind (`encoder`, `decoder`) of each model id, for the kind strata.
+    pub kinds: BTreeMap<String, String>,
+}
+
+/// The depth stratum of a pair of depths: `same`, `within 10%` or `other`.
+pub fn depth_class(x: usize, y: usize) -> &'static str {
+    let (lo, hi) = (x.min(y), x.max(y));
+    if lo == hi {
+        "same"
+    } else if (hi - lo) as f64 <= DEPTH_NEAR_FRACTION * hi as f64 {
+        "within 10%"
+    } else {
+        "other"
+    }
+}
+
+fn ordered_pair(a: &str, b: &str) -> String {
+    if a <= b {
+        format!("{a}/{b}")
+    } else {
+        format!("{b}/{a}")
+    }
 }
 
 /// A named pair and its score.
@@ -313,6 +363,22 @@ pub fn test(table: &PairTable, observed: f64, opts: &PanelOptions) -> Result<Pan
             }
             _ => None,
         };
+        if opts.depth_strata {
+            let kind = match (opts.kinds.get(&ma.id), opts.kinds.get(&mb.id)) {
+                (Some(x), Some(y)) => Some(ordered_pair(x, y)),
+                _ => None,
+            };
+            if let (Some(x), Some(y)) = (ma.layers, mb.layers) {
+                let class = depth_class(x, y);
+                keys.push(format!("depth: {class}"));
+                if let Some(k) = &kind {
+                    keys.push(format!("depth: {class}, kind: {k}"));
+                }
+            }
+            if let Some(k) = &kind {
+                keys.push(format!("kind: {k}"));
+            }
+        }
         if let (Some(x), Some(y)) = (&ma.family, &mb.family) {
             let pair = if x <= y {
                 (x.clone(), y.clone())
@@ -348,6 +414,18 @@ pub fn test(table: &PairTable, observed: f64, opts: &PanelOptions) -> Result<Pan
             None,
             Sampling::Panel,
         )?;
+        if opts.depth_strata {
+            if name.starts_with("depth: same") {
+                r.notes.push(SAME_DEPTH_NOTE.into());
+            } else if name.starts_with("depth: within") {
+                r.notes.push(NEAR_DEPTH_NOTE.into());
+            } else if name.starts_with("depth: other") {
+                r.notes.push(OTHER_DEPTH_NOTE.into());
+            }
+            if name.contains("kind: ") {
+                r.notes.push(KIND_NOTE.into());
+            }
+        }
         if r.n < SMALL_STRATUM {
             r.notes.push(format!(
                 "only {} null pairs in this stratum: p cannot go below 1/{}",
@@ -362,6 +440,12 @@ pub fn test(table: &PairTable, observed: f64, opts: &PanelOptions) -> Result<Pan
     }
     let matched_stratum = {
         let mut candidates = Vec::new();
+        if let (true, Some((x, y))) = (opts.depth_strata, ctx_depth) {
+            let class = depth_class(x, y);
+            if let Some((a, b)) = &opts.context.kinds {
+                candidates.push(format!("depth: {class}, kind: {}", ordered_pair(a, b)));
+            }
+        }
         if let Some((x, y)) = ctx_depth {
             candidates.push(format!("depth {x}/{y}"));
             candidates.push(
@@ -546,6 +630,7 @@ mod tests {
             context: ObservedContext {
                 layers: Some((32, 32)),
                 families: None,
+                kinds: None,
             },
             ..Default::default()
         };
@@ -591,6 +676,56 @@ mod tests {
             test(&t, 0.85, &ro).unwrap().family_block,
             test(&t, 0.85, &ro).unwrap().family_block
         );
+    }
+
+    #[test]
+    fn depth_and_kind_strata() {
+        assert_eq!(depth_class(48, 48), "same");
+        assert_eq!(depth_class(44, 48), "within 10%");
+        assert_eq!(depth_class(43, 48), "other");
+        assert_eq!(depth_class(28, 32), "other");
+        let t = table();
+        let kinds: BTreeMap<String, String> = ["a1", "a2", "b1", "b2", "c1", "c2"]
+            .iter()
+            .map(|m| {
+                let k = if m.starts_with('c') {
+                    "encoder"
+                } else {
+                    "decoder"
+                };
+                (m.to_string(), k.to_string())
+            })
+            .collect();
+        let opts = PanelOptions {
+            context: ObservedContext {
+                layers: Some((32, 32)),
+                kinds: Some(("decoder".into(), "decoder".into())),
+                families: None,
+            },
+            depth_strata: true,
+            kinds,
+            ..Default::default()
+        };
+        let r = test(&t, 0.85, &opts).unwrap();
+        let get = |n: &str| r.strata.iter().find(|s| s.name == n).map(|s| &s.result);
+        // Unrelated: 12 pairs; same depth 4, other 8 (28 vs 32), none within 10%.
+        assert_eq!(get("depth: same").unwrap().n, 4);
+        assert_eq!(get("depth: other").unwrap().n, 8);
+        assert!(get("depth: within 10%").is_none());
+        // Same depth, both decoders: (a1,b1), (a2,b1).
+        let sd = get("depth: same, kind: decoder/decoder").unwrap();
+        assert_eq!((sd.n, sd.exceed), (2, 0));
+        assert!(sd.notes.iter().any(|n| n.contains("layer by layer")));
+        assert!(sd.notes.iter().any(|n| n.contains("kind (encoder")));
+        // (b2,c1), (b2,c2) are same-depth decoder/encoder pairs.
+        assert_eq!(get("depth: same, kind: decoder/encoder").unwrap().n, 2);
+        assert_eq!(
+            r.matched_stratum.as_deref(),
+            Some("depth: same, kind: decoder/decoder")
+        );
+        // Off by default: the strata of earlier reports are unchanged.
+        let plain = test(&t, 0.85, &PanelOptions::default()).unwrap();
+        assert!(plain.strata.iter().all(|s| !s.name.starts_with("depth:")));
     }
 
     #[test]
