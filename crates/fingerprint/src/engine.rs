@@ -154,14 +154,13 @@ pub fn plan_with(src: &ModelSource, files: &dyn Files) -> Result<Plan> {
     };
     let mut tensors = Vec::with_capacity(infos.len());
     for (file, index, info) in infos {
-        let assignments =
-            roles::assign(info.mapping_name(), &info.shape, &ctx).map_err(|reason| {
-                Error::FusedSplit {
-                    path: src.files[file].clone(),
-                    tensor: info.name.clone(),
-                    reason,
-                }
-            })?;
+        let assignments = roles::assign(info.mapping_name(), &info.shape, &ctx).map_err(|e| {
+            Error::FusedSplit {
+                path: src.files[file].clone(),
+                tensor: info.name.clone(),
+                reason: e.reason,
+            }
+        })?;
         tensors.push(PlannedTensor {
             file,
             index,

@@ -491,7 +491,7 @@ impl MapContext {
 ///
 /// `shape` is outermost-first. Errors (a fused tensor whose size does not fit the config) are
 /// returned as a message; the caller adds the file and tensor.
-pub fn assign(name: &str, shape: &[u64], ctx: &MapContext) -> Result<Vec<Assignment>, String> {
+pub fn assign(name: &str, shape: &[u64], ctx: &MapContext) -> Result<Vec<Assignment>, SplitError> {
     let norm = normalise(name);
     let p = parse(&norm);
     let numel: u64 = shape.iter().product();
@@ -671,8 +671,28 @@ pub enum QkvLayout {
     },
 }
 
+/// A fused tensor that does not split as the config says (the caller adds the file and tensor).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{reason}")]
+pub struct SplitError {
+    /// What does not fit.
+    pub reason: String,
+}
+
+impl SplitError {
+    fn new(reason: String) -> Self {
+        SplitError { reason }
+    }
+}
+
+impl From<&str> for SplitError {
+    fn from(reason: &str) -> Self {
+        SplitError::new(reason.into())
+    }
+}
+
 /// Decide the fused q/k/v layout from the model type, the config and the fused row count.
-pub fn qkv_layout(name: &str, out_rows: u64, ctx: &MapContext) -> Result<QkvLayout, String> {
+pub fn qkv_layout(name: &str, out_rows: u64, ctx: &MapContext) -> Result<QkvLayout, SplitError> {
     let c = &ctx.config;
     let t = ctx.model_type();
     let interleaved = t.contains("neox")
@@ -737,9 +757,9 @@ pub fn qkv_layout(name: &str, out_rows: u64, ctx: &MapContext) -> Result<QkvLayo
             v: third,
         });
     }
-    Err(format!(
+    Err(SplitError::new(format!(
         "{out_rows} fused rows do not divide into q, k, v with the config's head counts"
-    ))
+    )))
 }
 
 /// Each role of a fused tensor with the element ranges that hold it.
@@ -751,13 +771,13 @@ fn split_fused(
     shape: &[u64],
     ctx: &MapContext,
     stacked: bool,
-) -> Result<Sections, String> {
+) -> Result<Sections, SplitError> {
     // Work on one expert's slice when stacked: its shape without the leading expert dim.
     let shape = if stacked { &shape[1..] } else { shape };
     if shape.is_empty() || shape.len() > 2 {
-        return Err(format!(
+        return Err(SplitError::new(format!(
             "fused tensor of shape {shape:?}: expected 1 or 2 dimensions"
-        ));
+        )));
     }
     // GPT-2 Conv1D stores [in, out]: the fused axis is the columns.
     let gpt2_conv1d = name.ends_with("c_attn.weight");
@@ -775,7 +795,9 @@ fn split_fused(
                 v: nv,
             } => {
                 if nq + nk + nv != out {
-                    return Err(format!("q+k+v rows {nq}+{nk}+{nv} != {out}"));
+                    return Err(SplitError::new(format!(
+                        "q+k+v rows {nq}+{nk}+{nv} != {out}"
+                    )));
                 }
                 vec![
                     (q, vec![0..nq]),
@@ -790,9 +812,9 @@ fn split_fused(
             } => {
                 let per = (q_per_group + 2) * head_dim;
                 if groups * per != out || head_dim == 0 {
-                    return Err(format!(
+                    return Err(SplitError::new(format!(
                         "{groups} groups × ({q_per_group}+2) heads × {head_dim} != {out} rows"
-                    ));
+                    )));
                 }
                 let mut parts = vec![(q, vec![]), (k, vec![]), (v, vec![])];
                 for g in 0..groups {
@@ -810,7 +832,9 @@ fn split_fused(
         },
         Fused::Kv => {
             if out % 2 != 0 {
-                return Err(format!("{out} rows do not split into k and v halves"));
+                return Err(SplitError::new(format!(
+                    "{out} rows do not split into k and v halves"
+                )));
             }
             vec![
                 (Role::XattnK, vec![0..out / 2]),
@@ -819,7 +843,9 @@ fn split_fused(
         }
         Fused::GateUp => {
             if out % 2 != 0 {
-                return Err(format!("{out} rows do not split into gate and up halves"));
+                return Err(SplitError::new(format!(
+                    "{out} rows do not split into gate and up halves"
+                )));
             }
             vec![
                 (Role::MlpGate, vec![0..out / 2]),
