@@ -239,8 +239,9 @@ pub fn bf16_to_f32(h: u16) -> f32 {
     f32::from_bits(u32::from(h) << 16)
 }
 
+/// The f16 at byte `i` of a block, widened.
 #[inline(always)]
-fn half_at(b: &[u8], i: usize) -> f32 {
+pub(super) fn half_at(b: &[u8], i: usize) -> f32 {
     f16_to_f32(u16::from_le_bytes([b[i], b[i + 1]]))
 }
 
@@ -328,13 +329,11 @@ fn q2_k(b: &[u8; 84], y: &mut [f32; 256]) {
     }
 }
 
-fn q3_k(b: &[u8; 110], y: &mut [f32; 256]) {
-    let hmask = &b[0..32];
-    let qs = &b[32..96];
-    let packed = &b[96..108];
-    let d = half_at(b, 108);
-    // 16 six-bit scales: low nibbles in bytes 0..8 (low then high nibble), the top two bits in
-    // bytes 8..12 (scale i at byte 8 + i % 4, shift 2 * (i / 4)). Stored with a +32 bias.
+/// The 16 signed six-bit scales of a Q3_K block from its 12 packed bytes: low nibbles in bytes
+/// 0..8 (low then high nibble), the top two bits in bytes 8..12 (scale i at byte 8 + i % 4,
+/// shift 2 * (i / 4)), stored with a +32 bias.
+#[inline(always)]
+pub(super) fn q3_k_scales(packed: &[u8]) -> [i32; 16] {
     let mut scales = [0i32; 16];
     for (i, s) in scales.iter_mut().enumerate() {
         let low = if i < 8 {
@@ -345,6 +344,15 @@ fn q3_k(b: &[u8; 110], y: &mut [f32; 256]) {
         let high = (packed[8 + i % 4] >> (2 * (i / 4))) & 3;
         *s = i32::from(low | (high << 4)) - 32;
     }
+    scales
+}
+
+fn q3_k(b: &[u8; 110], y: &mut [f32; 256]) {
+    let hmask = &b[0..32];
+    let qs = &b[32..96];
+    let packed = &b[96..108];
+    let d = half_at(b, 108);
+    let scales = q3_k_scales(packed);
     // Value 128h + 32j + l: low two bits at shift 2j of qs[32h + l]; its high bit is bit
     // 4h + j of hmask[l], and a clear bit means "subtract 4".
     for half in 0..2 {
@@ -370,7 +378,7 @@ fn q3_k(b: &[u8; 110], y: &mut [f32; 256]) {
 /// sub-blocks 4..8 keep their low four bits in bytes 8..12 and their top two bits in the
 /// spare top bits of bytes 0..8.
 #[inline(always)]
-fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+pub(super) fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {

@@ -24,7 +24,7 @@
 //! The code sums run with AVX2 when the CPU has it (chosen at run time) and in portable Rust
 //! otherwise; both return the same integers, so the same bits.
 
-use super::ggml::{f16_to_f32, Kernel};
+use super::ggml::{half_at, q3_k_scales, scale_min_k4, Kernel};
 use crate::stats::{fast_two_sum, two_sum, Accumulator, BlockSummary, BLOCK};
 
 /// The smallest sub-block (Q2_K, Q3_K, Q6_K: 16 values per scale).
@@ -498,11 +498,6 @@ fn unpack(kernel: Kernel, b: &[u8], codes: &mut [u8], a: &mut [f32], off: &mut [
 // as the dequantizer forms its scale and offset.
 
 #[inline(always)]
-fn half_at(b: &[u8], i: usize) -> f32 {
-    f16_to_f32(u16::from_le_bytes([b[i], b[i + 1]]))
-}
-
-#[inline(always)]
 fn nibbles(qs: &[u8], codes: &mut [u8]) {
     let (lo, hi) = codes.split_at_mut(qs.len());
     for ((l, h), &q) in lo.iter_mut().zip(hi).zip(qs) {
@@ -593,15 +588,10 @@ fn unpack_q3_k(b: &[u8], codes: &mut [u8], a: &mut [f32], off: &mut [f32]) {
     let qs = &b[32..96];
     let packed = &b[96..108];
     let d = half_at(b, 108);
-    for (i, (a, off)) in a.iter_mut().zip(off.iter_mut()).enumerate().take(16) {
-        let low = if i < 8 {
-            packed[i] & 0x0f
-        } else {
-            packed[i - 8] >> 4
-        };
-        let high = (packed[8 + i % 4] >> (2 * (i / 4))) & 3;
+    let scales = q3_k_scales(packed);
+    for ((a, off), s) in a.iter_mut().zip(off.iter_mut()).zip(scales) {
         // y = (d·s)·(u − 4) with the signed six-bit scale s.
-        *a = d * (i32::from(low | (high << 4)) - 32) as f32;
+        *a = d * s as f32;
         *off = 4.0 * *a;
     }
     for half in 0..2 {
@@ -617,19 +607,6 @@ fn unpack_q3_k(b: &[u8], codes: &mut [u8], a: &mut [f32], off: &mut [f32]) {
                 }
             }
         }
-    }
-}
-
-/// Scale and min of sub-block `j` of Q4_K / Q5_K (as `ggml::scale_min_k4`).
-#[inline(always)]
-fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
-    if j < 4 {
-        (q[j] & 63, q[j + 4] & 63)
-    } else {
-        (
-            (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4),
-            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
-        )
     }
 }
 
@@ -857,6 +834,7 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::ggml::f16_to_f32;
 
     #[test]
     fn lowest_bit_of_normals_and_subnormals() {
