@@ -158,9 +158,18 @@ pub struct CompareArgs {
     pub a: String,
     /// Second model.
     pub b: String,
-    /// Nulls: panel:DIR, shuffle, circular, block[:L], surrogate[:ORDER] (repeatable).
+    /// Nulls: shuffle, circular, block[:L], surrogate[:ORDER] (repeatable); panel:DIR is
+    /// --panel DIR.
     #[arg(long)]
     pub null: Vec<String>,
+    /// Real models to test against: `builtin` (the baseline panel shipped with nullprint),
+    /// a directory of fingerprints (labels from --labels or its index.toml), or `none`. The
+    /// answer rests on this panel's p; surrogate p-values are calibrated on its unrelated pairs.
+    #[arg(long, default_value = "builtin")]
+    pub panel: String,
+    /// Level of the answer (and of each surrogate null's stated size).
+    #[arg(long, default_value_t = null::compare::DEFAULT_ALPHA)]
+    pub alpha: f64,
     /// Monte-Carlo samples per surrogate null.
     #[arg(long, default_value_t = 10_000)]
     pub samples: usize,

@@ -243,3 +243,63 @@ fn calibrate_writes_a_report_with_rates_and_qq_plots() {
     }
     assert!(out.join("figures").read_dir().unwrap().count() >= 2);
 }
+
+/// The committed baseline fingerprint of a panel model.
+fn baseline(id: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../../baselines/{id}.json"))
+        .display()
+        .to_string()
+}
+
+#[test]
+fn compare_leads_with_the_answer_and_calibrates_surrogate_p_values() {
+    // Two real models that share no weights (Qwen2.5-Coder-0.5B and SmolLM2-135M): the raw
+    // trend-dct p is about 1e-4, far below any level, but the null rejects real unrelated
+    // pairs far more often than its level. The answer must not accuse.
+    let a = baseline("qwen2.5-coder-0.5b-instruct-awq");
+    let b = baseline("smollm2-135m-instruct");
+    let o = nullprint(&["compare", &a, &b, "--null", "trend-dct", "--samples", "999"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let first = text.lines().next().unwrap();
+    assert!(
+        !first.contains("consistent with shared weights")
+            && (first.contains("cannot tell") || first.contains("not distinguishable")),
+        "{first}"
+    );
+    assert!(
+        text.lines().nth(1).unwrap().contains("rests on: panel p"),
+        "{text}"
+    );
+    // Both models are in the built-in panel: they are left out of it, by curves, not names.
+    assert!(text.contains("left out of the panel"), "{text}");
+    // The raw p carries its measured size; its calibrated p follows.
+    assert!(
+        text.contains("size on real unrelated pairs: rejects"),
+        "{text}"
+    );
+    assert!(text.contains("null trend-dct calibrated"), "{text}");
+    // Each note once.
+    let dependence = text.matches("pairs in a panel are not independent").count();
+    assert_eq!(dependence, 1, "{text}");
+
+    // JSON: the answer, then the nulls; the same seed gives the same numbers.
+    let json = |extra: &[&str]| {
+        let mut args = vec!["compare", &a, &b, "--null", "trend-dct", "--samples", "999"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--format", "json"]);
+        let o = nullprint(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let j = json(&[]);
+    assert_ne!(j["answer"]["answer"], "shared_weights");
+    assert_eq!(j["nulls"][2]["name"], "trend-dct calibrated");
+    assert_eq!(j, json(&["--threads", "1"]));
+    // Without a panel nothing is calibrated: the answer abstains and the raw p says why.
+    let j = json(&["--panel", "none"]);
+    assert_eq!(j["answer"]["answer"], "cannot_tell");
+    let note = j["nulls"][0]["notes"].to_string();
+    assert!(note.contains("uncalibrated"), "{note}");
+}

@@ -60,7 +60,18 @@ pub struct PanelIndex {
 impl PanelIndex {
     /// Read and check an index file (unique ids, ids usable as file names).
     pub fn load(path: &Path) -> Result<Self> {
-        let index: PanelIndex = read_toml(path, "a baselines index")?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parse and check the text of an index; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Self> {
+        let path = origin;
+        let index: PanelIndex = toml::from_str(text).map_err(|source| Error::Schema {
+            path: path.into(),
+            what: "a baselines index",
+            source: Box::new(source),
+        })?;
         let mut seen = BTreeSet::new();
         for (i, m) in index.model.iter().enumerate() {
             if !fingerprint::source::is_plain_name(&m.id) {

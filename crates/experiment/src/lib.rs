@@ -21,6 +21,7 @@
 
 pub mod analysis;
 pub mod assemble;
+pub mod builtin_panel;
 pub mod calibration;
 pub mod error;
 pub mod index;

@@ -36,7 +36,9 @@
 //! * [`sim`], [`derivation`]: simulated null curves and controlled derivations (positive controls).
 //! * [`depth`]: the depth model (same-depth exceedance rates and scores against depth,
 //!   predicted at an unseen depth with intervals and a leave-one-depth-out check).
-//! * [`calibrate`], [`power`]: the tests of the statistics.
+//! * [`calibrate`], [`power`]: the tests of the statistics. [`calibrated`]: single-pair
+//!   surrogate p-values referred to their distribution over real unrelated pairs; [`answer`]:
+//!   the three verdict classes and the rule that picks one.
 //! * [`stats`], [`rng`]: numerical and random-number primitives.
 //!
 //! # Guarantees
@@ -63,7 +65,9 @@
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 pub mod all_pairs;
+pub mod answer;
 pub mod calibrate;
+pub mod calibrated;
 pub mod compare;
 pub mod curves;
 pub mod depth;

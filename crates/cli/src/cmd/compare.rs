@@ -1,11 +1,13 @@
-//! `nullprint compare A B`: the similarity of two fingerprints, tested against chosen nulls
-//! (`null::compare`), rendered as text or JSON.
+//! `nullprint compare A B`: the answer (`null::answer`), the similarity of two fingerprints and
+//! its tests against the chosen nulls (`null::compare`), rendered as text or JSON.
 
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Result};
-use null::compare::{compare, CompareOptions, Comparison};
+use null::compare::{compare, CompareOptions, Comparison, PanelInput};
+use null::curves::Curves;
+use null::labels::Labels;
 use null::measure::MeasureOptions;
 use null::nulls::surrogate::SurrogateKind;
 use null::table::PairTable;
@@ -25,20 +27,31 @@ pub fn run(a: CompareArgs) -> Result<()> {
     }
     let measure = a.curve.measure.parse()?;
     let mut surrogates: Vec<SurrogateKind> = Vec::new();
-    let mut panel_dir = None;
+    let mut panel_arg = a.panel.as_str();
+    let mut panel_given = false;
     for spec in &a.null {
         match spec.strip_prefix("panel:") {
-            Some(dir) if panel_dir.is_none() => panel_dir = Some(dir),
-            Some(_) => bail!("--null panel:DIR: give one panel"),
+            Some(_) if panel_given => bail!("--null panel:DIR: give one panel"),
+            Some(dir) => {
+                panel_arg = dir;
+                panel_given = true;
+            }
             None => surrogates.push(spec.parse()?),
         }
     }
-    let table = match panel_dir {
-        Some(dir) => {
-            let (curves, labels) = load_panel(Path::new(dir), a.labels.as_deref(), &opts)?;
-            Some(PairTable::from_curves(&curves, &labels, measure)?)
+    let panel: Option<(Vec<Curves>, Labels, PairTable)> = match panel_arg {
+        "none" => None,
+        "builtin" if !panel_given => {
+            let (curves, labels) = experiment::builtin_panel::load(&opts)?;
+            let mut table = PairTable::from_curves(&curves, &labels, measure)?;
+            table.source = experiment::builtin_panel::NAME.to_owned();
+            Some((curves, labels, table))
         }
-        None => None,
+        dir => {
+            let (curves, labels) = load_panel(Path::new(dir), a.labels.as_deref(), &opts)?;
+            let table = PairTable::from_curves(&curves, &labels, measure)?;
+            Some((curves, labels, table))
+        }
     };
     let cmp = compare(
         &ca,
@@ -49,8 +62,13 @@ pub fn run(a: CompareArgs) -> Result<()> {
             samples: a.samples,
             seed: a.seed,
             thresholds: a.threshold.clone(),
+            alpha: a.alpha,
         },
-        table.as_ref(),
+        panel.as_ref().map(|(curves, labels, table)| PanelInput {
+            curves,
+            labels,
+            table,
+        }),
     )?;
     let mut out = std::io::stdout().lock();
     match a.format {
@@ -60,13 +78,35 @@ pub fn run(a: CompareArgs) -> Result<()> {
     Ok(())
 }
 
+/// The answer first (one line, then the number it rests on and why), then the details.
 fn write_text(out: &mut impl Write, c: &Comparison) -> std::io::Result<()> {
     let s = &c.similarity;
+    let ans = &c.answer;
     writeln!(
         out,
-        "{} vs {} ({} vs {} layers), measure {}",
-        s.a,
-        s.b,
+        "{} vs {}: {} (α = {})",
+        s.a, s.b, ans.answer, ans.alpha
+    )?;
+    match (&ans.rests_on, ans.p) {
+        (Some(null), Some(p)) => writeln!(
+            out,
+            "  rests on: {null} p = {}: {}",
+            report::fmt::p_value(Some(p), ans.log10_p),
+            ans.reason
+        )?,
+        _ => writeln!(out, "  {}", ans.reason)?,
+    }
+    if !c.excluded_from_panel.is_empty() {
+        writeln!(
+            out,
+            "  left out of the panel as the compared models themselves: {}",
+            c.excluded_from_panel.join(", ")
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{} vs {} layers, measure {}",
         s.layers.0,
         s.layers.1,
         s.measure.name()
@@ -82,8 +122,10 @@ fn write_text(out: &mut impl Write, c: &Comparison) -> std::io::Result<()> {
     for f in &s.flags {
         writeln!(out, "  flag: {f}")?;
     }
+    // Each note is printed once, at its first null.
+    let mut seen: Vec<&str> = Vec::new();
     for n in &c.nulls {
-        write_null(out, n)?;
+        write_null(out, n, &mut seen)?;
     }
     if let Some(p) = &c.panel {
         for n in p
@@ -91,16 +133,23 @@ fn write_text(out: &mut impl Write, c: &Comparison) -> std::io::Result<()> {
             .iter()
             .chain(p.strata.iter().map(|s| &s.result))
         {
-            write_null(out, n)?;
+            write_null(out, n, &mut seen)?;
         }
-        for note in p.notes.iter().filter(|n| !p.null.notes.contains(n)) {
-            writeln!(out, "  note: {note}")?;
+        for note in &p.notes {
+            if !seen.contains(&note.as_str()) {
+                seen.push(note);
+                writeln!(out, "  note: {note}")?;
+            }
         }
     }
     Ok(())
 }
 
-fn write_null(out: &mut impl Write, n: &null::NullResult) -> std::io::Result<()> {
+fn write_null<'a>(
+    out: &mut impl Write,
+    n: &'a null::NullResult,
+    seen: &mut Vec<&'a str>,
+) -> std::io::Result<()> {
     writeln!(
         out,
         "  null {:<22} n = {:<7} p = {} (95% CI {:.4}-{:.4}, MC s.e. {:.2e}{})",
@@ -118,6 +167,10 @@ fn write_null(out: &mut impl Write, n: &null::NullResult) -> std::io::Result<()>
         n.preserves, n.destroys
     )?;
     for note in &n.notes {
+        if seen.contains(&note.as_str()) {
+            continue;
+        }
+        seen.push(note);
         writeln!(out, "       note: {note}")?;
     }
     Ok(())
