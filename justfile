@@ -49,9 +49,11 @@ baselines: build
 report-demo dir="target/report-demo":
     cargo run --locked -p nullprint-report --example demo -- "{{dir}}" --force
 
-# Open a rendered report in headless Chromium, save DIR/screenshot.png, fail on a blank page.
-report-check dir="reports/honestagi":
-    scripts/report-check.sh "{{dir}}" "{{dir}}/screenshot.png"
+# Open a rendered report in headless Chromium at 1280 and 390 px wide, save the top of the page
+# as reports/screenshots/NAME-WIDTH.png (outside the report, which stays under 2 MB), fail on a blank page.
+report-check name="honestagi":
+    scripts/report-check.sh "reports/{{name}}" "reports/screenshots/{{name}}-1280.png" 2200 1280
+    scripts/report-check.sh "reports/{{name}}" "reports/screenshots/{{name}}-390.png" 2600 390
 
 # Benchmark against numpy and gguf-py into bench/results/ (bench/README.md; BENCH_LARGE=1: +16 GB).
 bench: build

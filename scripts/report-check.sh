@@ -2,7 +2,7 @@
 # Open a rendered report's index.html in headless Chromium (Debian's package), save a
 # screenshot, and fail if the page is blank.
 #
-# usage: scripts/report-check.sh REPORT_DIR OUT.png [HEIGHT]
+# usage: scripts/report-check.sh REPORT_DIR OUT.png [HEIGHT] [WIDTH]
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
@@ -12,6 +12,7 @@ fi
 dir=$1
 out=$2
 height=${3:-3000}
+width=${4:-1280}
 page="$dir/index.html"
 [ -f "$page" ] || { echo "$0: $page not found" >&2; exit 1; }
 
@@ -38,6 +39,6 @@ rm -f "$out"
 timeout 120 "$browser" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
     --disable-background-networking --disable-component-update --disable-sync \
     --hide-scrollbars --user-data-dir="$profile" --screenshot="$out" \
-    --window-size=1280,"$height" "file://$abs_page" >/dev/null 2>&1 || true
+    --window-size="$width","$height" "file://$abs_page" >/dev/null 2>&1 || true
 [ -s "$out" ] || { echo "$0: no screenshot written to $out" >&2; exit 1; }
 python3 "$(dirname "$0")/png-not-blank.py" "$out"

@@ -232,3 +232,49 @@ fn stale_or_missing_controls_are_refused() {
     let o = run();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// Largest committed report directory: a report a reviewer downloads and reads in a minute.
+const MAX_REPORT_BYTES: u64 = 2_000_000;
+
+#[test]
+fn the_committed_report_is_small_and_leads_with_its_answer() {
+    let dir = workspace().join("reports/honestagi");
+    let mut total = 0;
+    let mut stack = vec![dir.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else {
+                total += meta.len();
+            }
+        }
+    }
+    assert!(
+        total < MAX_REPORT_BYTES,
+        "reports/honestagi holds {total} bytes"
+    );
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let verdict = md.split("## Verdict").nth(1).unwrap();
+    let answer = verdict.trim_start().lines().next().unwrap();
+    assert!(
+        [
+            "**Cannot tell",
+            "**Not distinguishable",
+            "**Consistent with shared weights"
+        ]
+        .iter()
+        .any(|a| answer.starts_with(a)),
+        "{answer}"
+    );
+    let findings = verdict
+        .split("[The verdict in full]")
+        .next()
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("- "))
+        .count();
+    assert!((1..=5).contains(&findings), "{findings} findings");
+}

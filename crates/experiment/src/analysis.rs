@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use fingerprint::Fingerprint;
 use null::calibrate::{Calibration, SimCalibration, SimNull};
+use null::calibrated::Reference;
 use null::curves::{CurveOptions, Curves, StackChoice};
 use null::derivation::{Derivation, InsertMode};
 use null::labels::{Labels, Relation};
@@ -91,6 +92,18 @@ pub struct SpecPoint {
     pub headline: bool,
 }
 
+/// A surrogate null's p-values calibrated on real unrelated pairs.
+#[derive(Clone, Debug)]
+pub struct CalibratedSurrogate {
+    /// The surrogate.
+    pub kind: SurrogateKind,
+    /// The comparable pair's p, calibrated (its models left out of the reference).
+    pub of_pair: Option<NullResult>,
+    /// Every reference pair calibrated on the pairs sharing no model with it, ties randomised:
+    /// uniform if the calibration holds.
+    pub held_out: Calibration,
+}
+
 /// The ROC of one measure: related pairs and positive controls against unrelated pairs.
 #[derive(Clone, Debug)]
 pub struct MeasureRoc {
@@ -133,6 +146,15 @@ pub struct Analysis {
     pub surrogates: Vec<SurrogatePair>,
     /// Each surrogate null's p-values over the real unrelated pairs.
     pub surrogate_size: Vec<Calibration>,
+    /// The same p-values, by pair: each surrogate null's calibration reference.
+    pub references: Vec<Reference>,
+    /// Each surrogate null's p for the comparable pair, calibrated on its reference, and the
+    /// held-out check of that calibration.
+    pub calibrated: Vec<CalibratedSurrogate>,
+    /// The answer for the claim, resting on the panel p at the observed value.
+    pub answer: null::answer::Classified,
+    /// How often the answer rule gives each answer on real labelled pairs (held out).
+    pub answer_rates: Vec<crate::answers::GroupAnswers>,
     /// Power on simulated derivations.
     pub power: Vec<PowerRow>,
     /// One example score per simulated derivation and measure: measure → (derivation, score).
@@ -304,8 +326,10 @@ pub fn analyse(path: &Path, fingerprint_model: FingerprintModel<'_>) -> Result<A
         }
     }
 
-    // The size of each surrogate null on real data: its p-values for the real unrelated pairs.
+    // The size of each surrogate null on real data: its p-values for the real unrelated pairs,
+    // which are also the reference its single-pair p-values are calibrated on.
     let mut surrogate_size = Vec::new();
+    let mut references = Vec::new();
     for (i, &kind) in exp.nulls.surrogates.iter().enumerate() {
         let seed = child_seed(child_seed(exp.nulls.seed, seed_stream::SIZE), i as u64);
         let opts = SurrogateOptions {
@@ -314,13 +338,29 @@ pub fn analyse(path: &Path, fingerprint_model: FingerprintModel<'_>) -> Result<A
             samples: exp.nulls.samples.min(policy::SIZE_SAMPLES),
             seed,
         };
-        surrogate_size.push(null::calibrate::surrogate_on_panel(
-            &curves,
-            &labels,
-            &opts,
-            usize::MAX,
-        )?);
+        let reference = Reference::build(&curves, &labels, &opts, &table.source)?;
+        let ps: Vec<f64> = reference.pairs.iter().map(|r| r.p).collect();
+        let mut size = Calibration::from_pvalues(
+            &format!("unrelated pairs of {}", table.source),
+            &kind.to_string(),
+            measure,
+            Some(seed),
+            &ps,
+        )?;
+        size.notes.push(
+            "pairs share models, so their p-values are dependent: the KS p-value is indicative only"
+                .into(),
+        );
+        surrogate_size.push(size);
+        references.push(reference);
     }
+    let calibrated = calibrated_surrogates(
+        &exp.nulls.surrogates,
+        &surrogates,
+        &references,
+        (&members, pair),
+        (exp.nulls.seed, measure),
+    )?;
 
     // Simulated positive controls: derivations of a real fingerprint, and the power to detect them.
     let (power, simulated_controls) = match &exp.controls {
@@ -394,6 +434,8 @@ pub fn analyse(path: &Path, fingerprint_model: FingerprintModel<'_>) -> Result<A
         seed: child_seed(exp.nulls.seed, seed_stream::CALIBRATION),
     })?;
     let leave_one_out = null::calibrate::leave_one_out(&table).ok();
+    let answer = null::answer::classify(Some(&panel.null), exp.nulls.alpha);
+    let answer_rates = crate::answers::measure(&table, &real_controls, exp.nulls.alpha)?;
 
     let published_panel = published_outcome(&exp, path, (&table, &curves), observed, &mut inputs)?;
 
@@ -414,6 +456,10 @@ pub fn analyse(path: &Path, fingerprint_model: FingerprintModel<'_>) -> Result<A
         pair,
         surrogates,
         surrogate_size,
+        references,
+        calibrated,
+        answer,
+        answer_rates,
         power,
         simulated_controls,
         real_controls,
@@ -425,6 +471,49 @@ pub fn analyse(path: &Path, fingerprint_model: FingerprintModel<'_>) -> Result<A
         leave_one_out,
         inputs,
     })
+}
+
+/// Each surrogate null's p for the comparable pair referred to its reference, and the held-out
+/// calibration of every reference pair (ties randomised from the calibration seed stream).
+fn calibrated_surrogates(
+    kinds: &[SurrogateKind],
+    surrogates: &[SurrogatePair],
+    references: &[Reference],
+    (members, pair): (&[Member], Option<(usize, usize)>),
+    (seed, measure): (u64, Measure),
+) -> Result<Vec<CalibratedSurrogate>> {
+    let ids: Vec<&str> = pair
+        .map(|(a, b)| vec![members[a].id.as_str(), members[b].id.as_str()])
+        .unwrap_or_default();
+    references
+        .iter()
+        .enumerate()
+        .map(|(i, reference)| {
+            let of_pair = surrogates
+                .get(i)
+                .map(|s| reference.calibrate(&s.of_pair, &ids))
+                .transpose()?;
+            let held = reference.held_out(Some(child_seed(
+                child_seed(seed, seed_stream::CALIBRATED),
+                i as u64,
+            )))?;
+            let mut held_out = Calibration::from_pvalues(
+                &format!("held-out unrelated pairs of {}", reference.source),
+                &format!("{} calibrated", reference.null),
+                measure,
+                None,
+                &held,
+            )?;
+            held_out
+                .notes
+                .push(null::calibrated::REFERENCE_DEPENDENCE.to_owned());
+            Ok(CalibratedSurrogate {
+                kind: kinds[i],
+                of_pair,
+                held_out,
+            })
+        })
+        .collect()
 }
 
 /// The published-panel study when `[published_panel]` is configured and its data present.

@@ -98,6 +98,19 @@ pub fn size_caveat(a: &Analysis, kind: &str) -> Option<String> {
     })
 }
 
+/// `k` evenly spaced quantiles of `draws` (order statistics at ranks (i + ½)/k), or all of them
+/// when there are no more than `k`: a histogram of these has the draws' shape.
+pub fn quantiles(draws: &[f64], k: usize) -> Vec<f64> {
+    if draws.len() <= k || k == 0 {
+        return draws.to_vec();
+    }
+    let mut sorted = draws.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    (0..k)
+        .map(|i| sorted[((i as f64 + 0.5) * sorted.len() as f64 / k as f64) as usize])
+        .collect()
+}
+
 /// The whole report of an analysis.
 pub fn report(a: &Analysis) -> Result<rm::Report> {
     let exp = &a.exp;
@@ -149,6 +162,23 @@ pub fn report(a: &Analysis) -> Result<rm::Report> {
         );
         r.name = format!("{} ({pair_label}, its own score)", s.kind);
         nulls.push(r);
+        if let Some(c) = a
+            .calibrated
+            .iter()
+            .find(|c| c.kind == s.kind)
+            .and_then(|c| c.of_pair.as_ref())
+        {
+            let mut r = null_row(
+                c,
+                rm::Mark::Computed {
+                    label: "comparable pair's raw p".into(),
+                    value: c.observed,
+                },
+                &[],
+            );
+            r.name = format!("{} calibrated ({pair_label}, its own p)", s.kind);
+            nulls.push(r);
+        }
         let mut r = null_row(
             &s.of_claim,
             rm::Mark::Published { id: "claim".into() },
@@ -301,7 +331,13 @@ pub fn report(a: &Analysis) -> Result<rm::Report> {
         ]
         .into_iter()
         .flatten()
-        .chain([held_out_table(a), excluded_table(a), pairs_table(a)])
+        .chain([
+            answers_table(a),
+            calibrated_table(a),
+            held_out_table(a),
+            excluded_table(a),
+            pairs_table(a),
+        ])
         .chain(published_panel_table(a))
         .collect(),
     })
@@ -729,6 +765,101 @@ fn control_power_tables(scored: &[Scored], thresholds: &[f64], alpha: f64) -> Ve
 }
 
 /// A threshold never judged on the scores that chose it.
+/// How often the answer rule gives each answer on real labelled pairs, each held out.
+pub fn answers_table(a: &Analysis) -> rm::Table {
+    let mut rows = Vec::new();
+    for g in &a.answer_rates {
+        let mut row = vec![
+            rm::Cell::Text(g.group.to_owned()),
+            rm::Cell::Text(if g.share_weights { "yes" } else { "no" }.to_owned()),
+            rm::Cell::Number(g.shares[0].n as f64),
+        ];
+        for sh in &g.shares {
+            row.push(rm::Cell::Text(format!(
+                "{}/{} ({:.0}%, 95% CI {:.0}–{:.0}%)",
+                sh.count,
+                sh.n,
+                100.0 * sh.rate,
+                100.0 * sh.interval.0,
+                100.0 * sh.interval.1
+            )));
+        }
+        rows.push(row);
+    }
+    let mut headers = ["group", "share weights", "n"].map(String::from).to_vec();
+    headers.extend(
+        null::answer::Answer::ALL
+            .iter()
+            .map(|x| x.phrase().to_owned()),
+    );
+    rm::Table {
+        name: "answer-rates".into(),
+        title: "How often each answer is given to real labelled pairs".into(),
+        caption: format!(
+            "The answer rule at α = {}: \"consistent with shared weights\" when the panel p ≤ α; \"cannot tell\" when the reference cannot reach α and the score is beyond all of it; otherwise \"not distinguishable from unrelated models\". Each pair is tested against the unrelated panel pairs that involve neither of its models (a positive control: not its base), so these are held-out error rates: for unrelated pairs the first column is the false-accusation rate, for pairs that share weights the second is the miss rate. Clopper-Pearson intervals treat items as independent, which pairs sharing models are not.",
+            a.exp.nulls.alpha
+        ),
+        headers,
+        rows,
+    }
+}
+
+/// Surrogate p-values calibrated on real unrelated pairs, and the held-out check of the
+/// calibration.
+pub fn calibrated_table(a: &Analysis) -> rm::Table {
+    let rows = a
+        .calibrated
+        .iter()
+        .map(|c| {
+            let h = &c.held_out;
+            let at = |level: f64| {
+                h.rejection_at(level).map_or(rm::Cell::Missing, |r| {
+                    rm::Cell::Text(format!("{}/{} ({:.1}%)", r.count, r.n, 100.0 * r.rate))
+                })
+            };
+            let (raw, cal) = match (&c.of_pair, a.surrogates.iter().find(|s| s.kind == c.kind)) {
+                (Some(cp), Some(s)) => (
+                    rm::Cell::Text(verdict::p(&s.of_pair)),
+                    rm::Cell::Text(format!("{} (n = {})", verdict::p(cp), cp.n)),
+                ),
+                _ => (rm::Cell::Missing, rm::Cell::Missing),
+            };
+            vec![
+                rm::Cell::Text(c.kind.to_string()),
+                raw,
+                cal,
+                rm::Cell::Number(h.n as f64),
+                rm::Cell::Number(h.ks.d),
+                rm::Cell::Number(h.ks.p),
+                at(0.01),
+                at(0.05),
+            ]
+        })
+        .collect();
+    rm::Table {
+        name: "calibrated-surrogates".into(),
+        title: "Surrogate p-values calibrated on real unrelated pairs".into(),
+        caption: format!(
+            "A surrogate null's raw p is referred to its p-values over the panel's real unrelated pairs (its size table): calibrated p = (1 + pairs with p at or below it)/(1 + pairs), leaving out pairs that share a model with the tested pair. Raw p-values finer than the reference's {} draws are coarsened to its floor. Held-out check: every unrelated pair calibrated on the pairs sharing none of its models, ties broken by a seeded uniform draw (child stream {} of the master seed); if the calibration holds these are uniform (KS) and reject about a share α at level α. The pairs share models, so the KS p-value is indicative only.",
+            a.exp.nulls.samples.min(policy::SIZE_SAMPLES),
+            seed_stream::CALIBRATED
+        ),
+        headers: [
+            "null",
+            "comparable pair: raw p",
+            "calibrated p",
+            "held-out pairs",
+            "KS D",
+            "KS p",
+            "held out: p ≤ 0.01",
+            "held out: p ≤ 0.05",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows,
+    }
+}
+
 fn held_out_table(a: &Analysis) -> rm::Table {
     let mut rows = Vec::new();
     let mut caption = format!(
@@ -876,7 +1007,7 @@ fn figures(a: &Analysis, published: &[rm::Published]) -> Result<Vec<rm::Figure>>
     for SurrogatePair { kind, draws, .. } in &a.surrogates {
         panels.push(rm::NullPanel {
             null: format!("{kind} ({pair_label}, its own score)"),
-            samples: draws.clone(),
+            samples: quantiles(draws, policy::FIGURE_QUANTILES),
             marks: vec![rm::Mark::Published { id: "claim".into() }],
         });
     }
@@ -1087,13 +1218,21 @@ fn roc_figure(a: &Analysis) -> Option<rm::Figure> {
 }
 
 fn calibration_figure(a: &Analysis) -> rm::Figure {
+    let thin = |c: &Calibration| -> Vec<f64> {
+        let step = c.qq.len().div_ceil(policy::FIGURE_QQ_POINTS).max(1);
+        c.qq.iter()
+            .enumerate()
+            .filter(|(i, _)| i % step == 0 || *i == c.qq.len() - 1)
+            .map(|(_, q)| q.observed)
+            .collect()
+    };
     let cal = &a.simulated_calibration;
     let mut series = vec![rm::QqSeries {
         label: format!(
             "simulated independent random-walk + trend curves, panel null (n = {}, KS p = {:.2})",
             cal.n, cal.ks.p
         ),
-        p_values: cal.qq.iter().map(|q| q.observed).collect(),
+        p_values: thin(cal),
     }];
     if let Some(l) = &a.leave_one_out {
         series.push(rm::QqSeries {
@@ -1101,22 +1240,32 @@ fn calibration_figure(a: &Analysis) -> rm::Figure {
                 "real panel, leave one model out (n = {}, KS p = {:.2})",
                 l.n, l.ks.p
             ),
-            p_values: l.qq.iter().map(|q| q.observed).collect(),
+            p_values: thin(l),
         });
     }
     for cal in &a.surrogate_size {
         series.push(rm::QqSeries {
             label: format!(
-                "real unrelated pairs, {} null (n = {}, KS p = {:.2})",
+                "real unrelated pairs, {} null, raw (n = {}, KS p = {:.2})",
                 cal.null, cal.n, cal.ks.p
             ),
-            p_values: cal.qq.iter().map(|q| q.observed).collect(),
+            p_values: thin(cal),
+        });
+    }
+    for c in &a.calibrated {
+        let h = &c.held_out;
+        series.push(rm::QqSeries {
+            label: format!(
+                "real unrelated pairs, {} null, calibrated and held out (n = {}, KS p = {:.2})",
+                c.kind, h.n, h.ks.p
+            ),
+            p_values: thin(h),
         });
     }
     rm::Figure {
         name: "calibration".into(),
-        title: "Are the panel p-values uniform when the null holds?".into(),
-        caption: "QQ plot of p-values computed on pairs where the null is true: simulated unrelated curves, and each real unrelated pair tested against the panel without its models. A calibrated null lies on the diagonal. `just calibrate` runs the full-size study.".into(),
+        title: "Are the p-values uniform when the null holds?".into(),
+        caption: format!("QQ plot of p-values computed on pairs where the null is true: simulated unrelated curves; each real unrelated pair tested against the panel without its models; each surrogate null's raw p on real unrelated pairs; and the same p calibrated on the pairs that share none of its models. A calibrated null lies on the diagonal. At most {} points per series are drawn. `just calibrate` runs the full-size study.", policy::FIGURE_QQ_POINTS),
         kind: rm::FigureKind::PValueQq(rm::QqFigure { series }),
     }
 }

@@ -117,6 +117,8 @@ pub fn report(cfg: &FullCalibration, results: &[Calibration]) -> Result<rm::Repo
             },
         },
         verdict: rm::Verdict {
+            answer: String::new(),
+            findings: Vec::new(),
             claimed: format!(
                 "Each null should reject about {:.0}% of unrelated pairs at α = {level}.",
                 level * 100.0

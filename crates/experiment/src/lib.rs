@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod analysis;
+pub mod answers;
 pub mod assemble;
 pub mod builtin_panel;
 pub mod calibration;

@@ -39,6 +39,14 @@ pub const POWER_SURROGATE_SAMPLES: usize = 250;
 /// Surrogate draws for each positive control built from real weights (resolves p to ~5e-4).
 pub const CONTROL_SURROGATE_SAMPLES: usize = 2000;
 
+/// A figure shows at most this many evenly spaced quantiles of a null's draws: a histogram of
+/// 500 quantiles has the shape of 10,000 draws at a twentieth of the report's size (the
+/// p-values use every draw, which the seed reproduces).
+pub const FIGURE_QUANTILES: usize = 500;
+
+/// Most points per series of a QQ figure (a curve on a 700-pixel plot needs no more).
+pub const FIGURE_QQ_POINTS: usize = 200;
+
 /// Models per simulated panel in the report's calibration figure (about the real panel's size).
 pub const CALIBRATION_PANEL_MODELS: usize = 12;
 
@@ -73,6 +81,9 @@ pub mod seed_stream {
     pub const SIZE: u64 = 5;
     /// Surrogate nulls of the positive controls built from real weights (one per control).
     pub const REAL_CONTROLS: u64 = 6;
+    /// Tie-breaking draws of the held-out check of calibrated surrogate p-values (one
+    /// sub-stream per null).
+    pub const CALIBRATED: u64 = 7;
 }
 
 /// Is a null liberal on real data, given its rejection rate of real unrelated pairs at

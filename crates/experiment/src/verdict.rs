@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use null::answer::Answer;
 use null::nulls::surrogate::SurrogateKind;
 use null::nulls::NullResult;
 use report::model as rm;
@@ -224,9 +225,184 @@ pub fn verdict(a: &Analysis) -> rm::Verdict {
         policy::min_attainable_p(n.n)
     );
     rm::Verdict {
+        answer: answer_sentence(a),
+        findings: findings(a),
         claimed,
         nulls_say: says,
         cannot_say: cannot,
+    }
+}
+
+/// The answer in one sentence: its class, then the number it rests on.
+pub fn answer_sentence(a: &Analysis) -> String {
+    let c = &a.answer;
+    let n = &a.panel.null;
+    let value = if a.recomputed.is_some() {
+        format!("the recomputed {:.3}", a.observed)
+    } else {
+        format!("the claimed {}", a.exp.claim.value)
+    };
+    let rest = match c.answer {
+        Answer::CannotTell => format!(
+            "{value} is above all {} real unrelated pairs of the panel, but {} pairs cannot reach α = {} (the smallest p they can give is {:.3})",
+            n.n,
+            n.n,
+            c.alpha,
+            policy::min_attainable_p(n.n)
+        ),
+        _ => format!(
+            "{} of {} real unrelated pairs of the panel reach {value} (p = {}, α = {})",
+            n.exceed,
+            n.n,
+            p(n),
+            c.alpha
+        ),
+    };
+    let same_depth = same_depth_pairs(a);
+    let depth = match a.exp.claim.layers {
+        Some([la, lb]) if la == lb && !policy::panel_can_reject(same_depth, c.alpha) => format!(
+            "; nor does the panel measure the claim's stratum: it has {same_depth} unrelated pair(s) of equal depth, the claim compares {la} vs {lb} layers"
+        ),
+        _ => String::new(),
+    };
+    format!("{}: {rest}{depth}.", capitalised(c.answer.phrase()))
+}
+
+/// Unrelated panel pairs of equal depth.
+fn same_depth_pairs(a: &Analysis) -> u64 {
+    a.panel
+        .strata
+        .iter()
+        .find(|s| s.name == "same depth")
+        .map_or(0, |s| s.result.n)
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// At most [`rm::MAX_FINDINGS`] findings, each with its number and the table or figure
+/// behind it.
+pub fn findings(a: &Analysis) -> Vec<rm::Finding> {
+    let mut out = Vec::new();
+    let n = &a.panel.null;
+    let sm = &a.panel.summary;
+    out.push(finding(
+        format!(
+            "Chance: {} of {} pairs of real models that share no weights reach {:.3}; their median is {:.3}, their highest {:.3} ({} vs {}).",
+            n.exceed, n.n, a.observed, sm.median, sm.max.score, sm.max.a, sm.max.b
+        ),
+        "fig-null-distributions",
+        "Figure 1",
+    ));
+    if let Some([la, lb]) = a.exp.claim.layers.filter(|l| l[0] == l[1]) {
+        let published_same_depth = a
+            .exp
+            .published
+            .iter()
+            .find(|p| p.label.contains("same depth") && p.label.contains("median"));
+        let mut text = format!(
+            "Depth: the claim compares two {la}-layer models; this panel has {} unrelated pair(s) of equal depth.",
+            same_depth_pairs(a)
+        );
+        if let Some(pb) = published_same_depth {
+            text.push_str(&format!(
+                " Published: unrelated same-depth decoders have a median of {} in TensorLock's matrix, so equal depth alone raises the score.",
+                pb.value
+            ));
+        }
+        let _ = lb;
+        out.push(finding(text, "published", "published figures"));
+    }
+    if let Some(s) = a.surrogates.iter().find(|s| s.kind == SurrogateKind::TREND) {
+        let size = a
+            .surrogate_size
+            .iter()
+            .find(|c| c.null == s.kind.to_string())
+            .and_then(|c| c.rejection_at(policy::SIZE_LEVEL));
+        let cal = a
+            .calibrated
+            .iter()
+            .find(|c| c.kind == s.kind)
+            .and_then(|c| c.of_pair.as_ref());
+        if let (Some(size), Some(cal)) = (size, cal) {
+            out.push(finding(
+                format!(
+                    "Surrogates: the {} null gives the comparable real pair p = {}, but it rejects {}/{} real unrelated pairs at p ≤ {}; calibrated on them, its p is {} (n = {}).",
+                    s.kind,
+                    p(&s.of_pair),
+                    size.count,
+                    size.n,
+                    policy::SIZE_LEVEL,
+                    p(cal),
+                    cal.n
+                ),
+                "table-calibrated-surrogates",
+                "calibrated p-values",
+            ));
+        }
+    }
+    if !a.real_controls.is_empty() {
+        let (lo, hi) = min_max(a.real_controls.iter().map(|s| s.scores[0].1));
+        let reach = a
+            .real_controls
+            .iter()
+            .filter(|s| s.scores[0].1 >= a.exp.claim.value)
+            .count();
+        out.push(finding(
+            format!(
+                "Derived models: {} checkpoints derived from real weights score {lo:.3}–{hi:.3} against their bases; {reach} of them reach {}.",
+                a.real_controls.len(),
+                a.exp.claim.value
+            ),
+            "table-positive-controls",
+            "positive controls",
+        ));
+    }
+    if let Some(u) = a
+        .answer_rates
+        .iter()
+        .find(|g| g.group == crate::answers::UNRELATED)
+    {
+        let accused = u.share(Answer::SharedWeights);
+        let mut text = format!(
+            "Error rates of this answer on real pairs, each held out: {}/{} unrelated pairs called consistent with shared weights (95% CI {:.0}–{:.0}%)",
+            accused.count,
+            accused.n,
+            100.0 * accused.interval.0,
+            100.0 * accused.interval.1
+        );
+        let positives: Vec<String> = a
+            .answer_rates
+            .iter()
+            .filter(|g| g.share_weights)
+            .map(|g| {
+                let hit = g.share(Answer::SharedWeights);
+                let abstain = g.share(Answer::CannotTell);
+                format!(
+                    "{}/{} {} detected, {} abstained",
+                    hit.count, hit.n, g.group, abstain.count
+                )
+            })
+            .collect();
+        if !positives.is_empty() {
+            text.push_str(&format!("; {}", positives.join("; ")));
+        }
+        text.push('.');
+        out.push(finding(text, "table-answer-rates", "answer rates"));
+    }
+    out.truncate(rm::MAX_FINDINGS);
+    out
+}
+
+fn finding(text: String, anchor: &str, label: &str) -> rm::Finding {
+    rm::Finding {
+        text,
+        anchor: Some(anchor.to_owned()),
+        anchor_label: Some(label.to_owned()),
     }
 }
 

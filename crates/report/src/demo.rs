@@ -462,6 +462,8 @@ pub fn demo_report() -> Report {
     let anti: Vec<f64> = (0..500).map(|_| rng.uniform().powi(3)).collect();
 
     let verdict = Verdict {
+        answer: "DEMO: cannot tell, from synthetic data.".into(),
+        findings: Vec::new(),
         claimed: "DEMO: a correlation of 0.93 between two models' attention-std curves was presented as evidence of shared lineage.".into(),
         nulls_say: format!(
                 "DEMO: {} of {} synthetic unrelated pairs score at or above the claimed value (panel null p = {}); the circular-shift null gives p = {} for the observed pair. These sentences are generated from the demo's own synthetic numbers.",

@@ -33,8 +33,14 @@ a { color: var(--blue); }
 .verdict > div.cannot { border-color: var(--pub); }
 .verdict h3 { margin: 0 0 2px; font-size: 13px; text-transform: uppercase; letter-spacing: .06em; color: var(--muted); }
 .verdict p { margin: 0; font-size: 17px; }
+.verdict > div.answer { border-color: var(--blue); }
+.verdict p.answer { font-size: 20px; font-weight: 600; }
+.verdict ul.findings { margin: 8px 0 4px; padding-left: 20px; font-size: 16px; }
+.verdict ul.findings li { margin: 4px 0; }
+.verdict p.more { font-size: 14px; margin-top: 6px; }
 .howto { font-size: 14px; color: var(--muted); border: 1px solid var(--rule); border-radius: 4px; padding: 8px 12px; margin: 14px 0; }
 nav ol { columns: 2; font-size: 14px; margin: 6px 0; padding-left: 22px; }
+@media (max-width: 640px) { nav ol { columns: 1; } main { padding: 16px 14px 48px; } .verdict p.answer { font-size: 18px; } }
 .claim { font-size: 17px; }
 .pub { font-style: italic; background: var(--pub-bg); border-bottom: 2px dashed var(--pub); padding: 0 .15em; white-space: nowrap; }
 .pub sup { font-style: normal; font-size: 11px; }
@@ -151,6 +157,21 @@ fn table_body(out: &mut String, t: &DisplayTable) {
     }
 }
 
+/// The three-part explanation of a verdict.
+fn verdict_parts(o: &mut String, v: &crate::model::Verdict) {
+    for (class, head, text) in [
+        ("claimed", "What was claimed", &v.claimed),
+        ("nulls", "What the nulls say", &v.nulls_say),
+        ("cannot", "What this test cannot say", &v.cannot_say),
+    ] {
+        let _ = writeln!(
+            o,
+            "<div class=\"{class}\"><h3>{head}</h3><p>{}</p></div>",
+            esc(text)
+        );
+    }
+}
+
 /// Render the page.
 pub(crate) fn render(ctx: &RenderCtx) -> String {
     let r = ctx.report;
@@ -188,18 +209,37 @@ pub(crate) fn render(ctx: &RenderCtx) -> String {
         let _ = writeln!(o, "<p class=\"banner\">{}</p>", esc(b));
     }
 
-    // Verdict.
+    // Verdict: the answer and its findings; the long explanation follows the nulls table.
+    let v = &r.verdict;
+    let short = !v.answer.is_empty();
     o.push_str("<section id=\"verdict\">\n<h2>Verdict</h2>\n<div class=\"verdict\">\n");
-    for (class, head, text) in [
-        ("claimed", "What was claimed", &r.verdict.claimed),
-        ("nulls", "What the nulls say", &r.verdict.nulls_say),
-        ("cannot", "What this test cannot say", &r.verdict.cannot_say),
-    ] {
-        let _ = writeln!(
+    if short {
+        let _ = write!(
             o,
-            "<div class=\"{class}\"><h3>{head}</h3><p>{}</p></div>",
-            esc(text)
+            "<div class=\"answer\"><p class=\"answer\">{}</p>",
+            esc(&v.answer)
         );
+        if !v.findings.is_empty() {
+            o.push_str("<ul class=\"findings\">");
+            for f in &v.findings {
+                let _ = write!(o, "<li>{}", esc(&f.text));
+                if let Some(a) = &f.anchor {
+                    let _ = write!(
+                        o,
+                        " <a href=\"#{}\">{}</a>",
+                        esc(a),
+                        esc(f.anchor_label.as_deref().unwrap_or("details"))
+                    );
+                }
+                o.push_str("</li>");
+            }
+            o.push_str("</ul>");
+        }
+        o.push_str(
+            "<p class=\"more\"><a href=\"#verdict-details\">The verdict in full</a></p></div>\n",
+        );
+    } else {
+        verdict_parts(&mut o, v);
     }
     o.push_str("</div>\n");
     o.push_str("<p class=\"howto\">How to read the numbers: <span class=\"pub\">0.000<sup>[n]</sup></span> with a dashed underline is a <strong>published figure</strong>, quoted from source [n] and not computed here (dashed vermillion lines in figures). Every other number was computed by nullprint from the input files listed under <a href=\"#reproduce\">Reproduce</a>. “—” marks a value that is not defined (for example a p-value with no draws).</p>\n");
@@ -240,6 +280,11 @@ pub(crate) fn render(ctx: &RenderCtx) -> String {
         table(&mut o, &t);
     }
     o.push_str("</section>\n");
+    if short {
+        o.push_str("<section id=\"verdict-details\">\n<h2>The verdict in full</h2>\n<div class=\"verdict\">\n");
+        verdict_parts(&mut o, v);
+        o.push_str("</div>\n</section>\n");
+    }
 
     // Figures.
     if !ctx.figures.is_empty() {

@@ -81,6 +81,13 @@ fn table_body(o: &mut String, t: &DisplayTable) {
     }
 }
 
+/// The three-part explanation of a verdict.
+fn verdict_parts(o: &mut String, v: &crate::model::Verdict) {
+    let _ = writeln!(o, "**What was claimed.** {}\n", esc(&v.claimed));
+    let _ = writeln!(o, "**What the nulls say.** {}\n", esc(&v.nulls_say));
+    let _ = writeln!(o, "**What this test cannot say.** {}\n", esc(&v.cannot_say));
+}
+
 /// Render the Markdown document.
 pub(crate) fn render(ctx: &RenderCtx) -> String {
     let r = ctx.report;
@@ -97,13 +104,36 @@ pub(crate) fn render(ctx: &RenderCtx) -> String {
     }
 
     o.push_str("## Verdict\n\n");
-    let _ = writeln!(o, "**What was claimed.** {}\n", esc(&r.verdict.claimed));
-    let _ = writeln!(o, "**What the nulls say.** {}\n", esc(&r.verdict.nulls_say));
-    let _ = writeln!(
-        o,
-        "**What this test cannot say.** {}\n",
-        esc(&r.verdict.cannot_say)
-    );
+    let v = &r.verdict;
+    let short = !v.answer.is_empty();
+    if short {
+        let _ = writeln!(o, "**{}**\n", esc(&v.answer));
+        for f in &v.findings {
+            let _ = write!(o, "- {}", esc(&f.text));
+            if let Some(a) = &f.anchor {
+                // Markdown viewers do not keep HTML ids: link the figure or table file.
+                let target = if let Some(name) = a.strip_prefix("fig-") {
+                    format!("figures/{name}.svg")
+                } else if let Some(name) = a.strip_prefix("table-") {
+                    format!("{name}.csv")
+                } else {
+                    format!("#{a}")
+                };
+                let _ = write!(
+                    o,
+                    " ([{}]({target}))",
+                    esc(f.anchor_label.as_deref().unwrap_or("details"))
+                );
+            }
+            o.push('\n');
+        }
+        if !v.findings.is_empty() {
+            o.push('\n');
+        }
+        o.push_str("[The verdict in full](#the-verdict-in-full) follows the nulls table.\n\n");
+    } else {
+        verdict_parts(&mut o, v);
+    }
     o.push_str("*How to read the numbers:* an italic number marked “(published)” with a footnote is quoted from that source, not computed here. Every other number was computed by nullprint from the input files listed under Reproduce. “—” marks a value that is not defined.\n\n");
 
     o.push_str("## The claim against the nulls\n\n");
@@ -120,6 +150,10 @@ pub(crate) fn render(ctx: &RenderCtx) -> String {
     );
     if let Some(t) = tables::nulls_table(r, ctx.cites) {
         table(&mut o, &t);
+    }
+    if short {
+        o.push_str("## The verdict in full\n\n");
+        verdict_parts(&mut o, v);
     }
 
     if !ctx.figures.is_empty() {

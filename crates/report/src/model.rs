@@ -125,15 +125,40 @@ pub struct Claim {
     pub statistic: Published,
 }
 
-/// The plain-language verdict: all three parts are required and must be non-empty.
+/// Most findings a verdict may list: the verdict is read in one minute.
+pub const MAX_FINDINGS: usize = 5;
+
+/// The plain-language verdict: the answer in one sentence, at most [`MAX_FINDINGS`] short
+/// findings, then the long explanation in three parts (all three required and non-empty).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
+    /// The answer in one sentence, its class first (empty in reports that predate it).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub answer: String,
+    /// The findings behind the answer, each with its number and where it comes from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
     /// What was claimed.
     pub claimed: String,
     /// What the nulls say (p-values, the null, its assumptions).
     pub nulls_say: String,
     /// What the test cannot say.
     pub cannot_say: String,
+}
+
+/// One finding of a verdict: one or two lines with its number, and the table or figure behind
+/// it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// The finding.
+    pub text: String,
+    /// Where it comes from: a figure (`fig-NAME`) or table (`table-NAME`) of the report, or a
+    /// section id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<String>,
+    /// How the link reads ("Figure 1", "nulls table").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor_label: Option<String>,
 }
 
 /// A value marked on a figure or tested by a null: either a published figure (by id) or a
@@ -406,7 +431,8 @@ pub struct NullFigure {
 pub struct NullPanel {
     /// Name of the [`NullResult`] these draws belong to (its p, n and tested value are shown).
     pub null: String,
-    /// The null draws of the statistic.
+    /// The null draws of the statistic, or evenly spaced quantiles of them (fewer than the
+    /// null's `n`; the caption says so).
     pub samples: Vec<f64>,
     /// Further values to mark (e.g. the published rule of thumb).
     pub marks: Vec<Mark>,

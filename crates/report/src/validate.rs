@@ -45,6 +45,19 @@ impl Report {
         non_empty("verdict.claimed", &self.verdict.claimed)?;
         non_empty("verdict.nulls_say", &self.verdict.nulls_say)?;
         non_empty("verdict.cannot_say", &self.verdict.cannot_say)?;
+        if self.verdict.findings.len() > crate::model::MAX_FINDINGS {
+            return Err(Error::Inconsistent {
+                field: "verdict.findings".into(),
+                reason: format!(
+                    "{} findings; a verdict lists at most {}",
+                    self.verdict.findings.len(),
+                    crate::model::MAX_FINDINGS
+                ),
+            });
+        }
+        for (i, f) in self.verdict.findings.iter().enumerate() {
+            non_empty(&format!("verdict.findings[{i}].text"), &f.text)?;
+        }
 
         let mut ids = BTreeSet::new();
         for (field, p) in self.all_published() {

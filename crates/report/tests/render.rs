@@ -103,6 +103,8 @@ fn small_report() -> Report {
             statistic: claim,
         },
         verdict: Verdict {
+            answer: String::new(),
+            findings: Vec::new(),
             claimed: "A correlation of 0.927 was read as lineage.".into(),
             nulls_say: format!("Unrelated pairs reach it often. {HOSTILE}"),
             cannot_say: "Whether P was trained from Q.".into(),

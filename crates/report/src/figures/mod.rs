@@ -92,6 +92,30 @@ pub(crate) fn shorten(s: &str, max: usize) -> String {
     out
 }
 
+/// Characters of a 16 px bold title line that fit the figure's width (about 9.5 px each).
+const TITLE_CHARS: usize = 70;
+
+/// A figure title in at most two lines of [`TITLE_CHARS`], broken at a space (long model
+/// names stay whole), the second shortened with an ellipsis if it is still too long.
+fn title_lines(title: &str) -> Vec<String> {
+    if title.chars().count() <= TITLE_CHARS {
+        return vec![title.to_owned()];
+    }
+    let cut = title
+        .char_indices()
+        .take_while(|(i, _)| title[..*i].chars().count() <= TITLE_CHARS)
+        .filter(|(_, c)| *c == ' ')
+        .map(|(i, _)| i)
+        .last();
+    match cut {
+        Some(i) => vec![
+            title[..i].to_owned(),
+            shorten(title[i + 1..].trim(), TITLE_CHARS),
+        ],
+        None => vec![shorten(title, TITLE_CHARS)],
+    }
+}
+
 /// What a figure module returns.
 pub(crate) struct Drawn {
     /// The SVG document.
@@ -160,10 +184,12 @@ impl Ctx<'_> {
     /// Draw the figure title at the top left; returns the y below it.
     pub(crate) fn draw_title(&self, root: &DrawingArea<SVGBackend, Shift>) -> Result<i32> {
         let style = bold(16.0).pos(Pos::new(HPos::Left, VPos::Top));
-        let title = shorten(&self.figure.title, 80);
-        root.draw_text(&title, &style, (10, 8))
-            .map_err(|e| self.plot_err(e))?;
-        Ok(34)
+        let lines = title_lines(&self.figure.title);
+        for (i, line) in lines.iter().enumerate() {
+            root.draw_text(line, &style, (10, 8 + 20 * i as i32))
+                .map_err(|e| self.plot_err(e))?;
+        }
+        Ok(14 + 20 * lines.len() as i32)
     }
 }
 
@@ -196,7 +222,7 @@ pub(crate) fn render(report: &Report, cites: &Citations) -> Result<Vec<RenderedF
                 name: figure.name.clone(),
                 title: figure.title.clone(),
                 caption,
-                svg: drawn.svg,
+                svg: svg_dashes(drawn.svg),
                 csv: drawn.csv,
             })
         })
@@ -229,7 +255,7 @@ impl Stroke {
         Self {
             color,
             width,
-            dash: Some((7, 4)),
+            dash: Some(DASH),
         }
     }
 
@@ -253,40 +279,34 @@ pub(crate) fn polyline<DB: DrawingBackend>(
     let Some((dash, gap)) = stroke.dash else {
         return area.draw(&PathElement::new(points.to_vec(), style));
     };
-    // Walk the path, emitting `dash` pixels on and `gap` off, carrying the phase across
-    // vertices so corners do not restart the pattern.
-    let period = f64::from(dash + gap);
-    let mut phase = 0.0f64;
-    for w in points.windows(2) {
-        let (a, b) = (w[0], w[1]);
-        let (dx, dy) = (f64::from(b.0 - a.0), f64::from(b.1 - a.1));
-        let len = dx.hypot(dy);
-        if len == 0.0 {
-            continue;
-        }
-        let mut t = 0.0;
-        while t < len {
-            let in_dash = phase < f64::from(dash);
-            let step = if in_dash {
-                f64::from(dash) - phase
-            } else {
-                period - phase
-            };
-            let end = (t + step).min(len);
-            if in_dash {
-                let p = |s: f64| {
-                    (
-                        (f64::from(a.0) + dx * s / len).round() as i32,
-                        (f64::from(a.1) + dy * s / len).round() as i32,
-                    )
-                };
-                area.draw(&PathElement::new(vec![p(t), p(end)], style))?;
-            }
-            phase = (phase + end - t) % period;
-            t = end;
-        }
+    // One path, marked by an opacity no other element uses; [`svg_dashes`] turns the mark into
+    // `stroke-dasharray` (one element instead of a segment per dash).
+    debug_assert_eq!((dash, gap), DASH);
+    let marked = ShapeStyle {
+        color: stroke.color.mix(DASH_MARK_OPACITY),
+        filled: false,
+        stroke_width: stroke.width,
+    };
+    area.draw(&PathElement::new(points.to_vec(), marked))
+}
+
+/// Dash and gap of every dashed line, in pixels.
+pub(crate) const DASH: (i32, i32) = (7, 4);
+
+/// The opacity that marks a dashed path in the SVG backend's output (1 − 2⁻¹⁰, printed
+/// exactly; nothing else is drawn at it).
+const DASH_MARK_OPACITY: f64 = 0.9990234375;
+
+/// Replace the dash mark of [`polyline`] by an opaque `stroke-dasharray`.
+pub(crate) fn svg_dashes(svg: String) -> String {
+    let mark = format!("opacity=\"{DASH_MARK_OPACITY}\"");
+    if !svg.contains(&mark) {
+        return svg;
     }
-    Ok(())
+    svg.replace(
+        &mark,
+        &format!("opacity=\"1\" stroke-dasharray=\"{} {}\"", DASH.0, DASH.1),
+    )
 }
 
 /// One legend entry.
@@ -453,4 +473,35 @@ pub(crate) fn finish_svg(mut svg: String) -> String {
     }
     svg.push('\n');
     svg
+}
+
+#[cfg(test)]
+mod dash_tests {
+    use super::*;
+
+    #[test]
+    fn long_titles_break_at_a_space() {
+        let t = "Per-layer attention std: qwen2.5-coder-1.5b-instruct vs smollm2-135m-instruct";
+        let lines = title_lines(t);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines.iter().all(|l| l.chars().count() <= TITLE_CHARS));
+        assert_eq!(lines.join(" "), t);
+        assert_eq!(title_lines("short"), vec!["short".to_string()]);
+    }
+
+    #[test]
+    fn a_dashed_line_is_one_element_with_a_dasharray() {
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (100, 100)).into_drawing_area();
+            let pts: Vec<(i32, i32)> = (0..50).map(|i| (i * 2, (i * 3) % 100)).collect();
+            polyline(&root, &pts, Stroke::dashed(PUBLISHED, 2)).unwrap();
+            polyline(&root, &pts, Stroke::solid(COMPUTED, 1)).unwrap();
+            root.present().unwrap();
+        }
+        let svg = svg_dashes(svg);
+        assert_eq!(svg.matches("<polyline").count(), 2, "{svg}");
+        assert_eq!(svg.matches("stroke-dasharray=\"7 4\"").count(), 1, "{svg}");
+        assert!(!svg.contains("0.9990234375"), "{svg}");
+    }
 }

@@ -178,7 +178,7 @@ pub(crate) fn draw(ctx: &Ctx, fig: &NullFigure) -> Result<Drawn> {
         }
         if panel.samples.len() as u64 != null.n {
             caption.push(Span::Text(format!(
-                "; the histogram shows {} of the {} draws",
+                "; the histogram shows {} evenly spaced quantiles of the {} draws",
                 fmt::count(panel.samples.len() as u64),
                 fmt::count(null.n)
             )));
