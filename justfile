@@ -81,9 +81,16 @@ dist: build-dev
     {{nullprint_dev}} completions fish > "{{target_dir}}/dist/completions/nullprint.fish"
     @echo "wrote {{target_dir}}/dist/man/ and {{target_dir}}/dist/completions/"
 
-# Build the Python wheel (the release binary packaged by maturin from PyPI) into target/dist/.
+# Build the distributable Python wheel (the release binary, tagged manylinux_2_34 after maturin's
+# audit; maturin from PyPI in a scratch venv) into target/dist/.
 wheel:
-    python3 -m pip wheel --no-deps --wheel-dir "{{target_dir}}/dist" .
+    #!/usr/bin/env bash
+    set -euo pipefail
+    venv="$(mktemp -d)"
+    trap 'rm -rf "$venv"' EXIT
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'maturin>=1.9,<2'
+    "$venv/bin/maturin" build --release --out "{{target_dir}}/dist"
 
 # `pip install .` into a fresh venv, then fingerprint a real model with the installed binary from
 # another directory and compare with the cargo build. The wheel reuses the dev-profile build that
