@@ -41,6 +41,11 @@ reproduce name="honestagi": build-dev
     {{nullprint_dev}} reproduce "experiments/{{name}}.toml" --force
     @echo "open reports/{{name}}/index.html (or read reports/{{name}}/report.md)"
 
+# Recompute an experiment's published-panel summary (committed) from the published data
+# (GraphNet at ../shared/published-data/graphnet, or $NULLPRINT_PUBLISHED_DATA).
+published-summary name="honestagi": build-dev
+    {{nullprint_dev}} reproduce "experiments/{{name}}.toml" --force --write-published-summary
+
 # Recompute the baseline fingerprints and positive controls from the real weights (`just models all` first).
 baselines: build
     {{nullprint}} baselines --models "{{models_dir}}" --force

@@ -244,6 +244,10 @@ pub struct ReproduceArgs {
     /// Replace an existing report.
     #[arg(long)]
     pub force: bool,
+    /// Recompute the experiment's published-panel summary from the published data on this
+    /// machine and rewrite the committed file (`just published-summary`).
+    #[arg(long)]
+    pub write_published_summary: bool,
 }
 
 /// `nullprint baselines`.

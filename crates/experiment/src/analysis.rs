@@ -197,8 +197,20 @@ pub enum PublishedOutcome {
 pub type FingerprintModel<'a> =
     &'a dyn Fn(&fingerprint::source::ModelSource, &[fingerprint::Role]) -> Result<Fingerprint>;
 
+/// How to run an analysis.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Rewrite the experiment's committed published-panel summary from the data on this
+    /// machine instead of checking it.
+    pub write_published_summary: bool,
+}
+
 /// Run the whole analysis of the experiment file at `path`.
-pub fn analyse(path: &Path, fingerprint_model: FingerprintModel<'_>) -> Result<Analysis> {
+pub fn analyse(
+    path: &Path,
+    fingerprint_model: FingerprintModel<'_>,
+    opts: &Options,
+) -> Result<Analysis> {
     let exp = Experiment::load(path)?;
     let index_path = exp.index_path(path);
     let index = PanelIndex::load(&index_path)?;
@@ -437,7 +449,8 @@ pub fn analyse(path: &Path, fingerprint_model: FingerprintModel<'_>) -> Result<A
     let answer = null::answer::classify(Some(&panel.null), exp.nulls.alpha);
     let answer_rates = crate::answers::measure(&table, &real_controls, exp.nulls.alpha)?;
 
-    let published_panel = published_outcome(&exp, path, (&table, &curves), observed, &mut inputs)?;
+    let published_panel =
+        published_outcome(&exp, path, (&table, &curves), observed, &mut inputs, opts)?;
 
     Ok(Analysis {
         published_panel,
@@ -516,21 +529,32 @@ fn calibrated_surrogates(
         .collect()
 }
 
-/// The published-panel study when `[published_panel]` is configured and its data present.
+/// The published-panel study when `[published_panel]` is configured: recomputed from the data
+/// when it is present (and checked against the committed summary, or written to it when
+/// `opts.write_published_summary`), read from the committed summary when the data is absent.
 fn published_outcome(
     exp: &Experiment,
     path: &Path,
     own: (&PairTable, &[Curves]),
     observed: f64,
     inputs: &mut Inputs,
+    opts: &Options,
 ) -> Result<PublishedOutcome> {
+    use crate::published::{read_summary, summary_bytes, summary_of, SUMMARY_INPUT};
     let (Some(spec), Some(dir)) = (&exp.published_panel, exp.published_dir(path)) else {
         return Ok(PublishedOutcome::NotConfigured);
     };
+    let summary = exp.published_summary_path(path);
     let Some(file) = crate::published::data_file(&dir) else {
-        return Ok(PublishedOutcome::Absent { dir });
+        return match summary {
+            Some(sp) if sp.is_file() && !opts.write_published_summary => {
+                let study = read_summary(&sp)?;
+                inputs.record(&sp, SUMMARY_INPUT)?;
+                Ok(PublishedOutcome::Present(Box::new(study)))
+            }
+            _ => Ok(PublishedOutcome::Absent { dir }),
+        };
     };
-    inputs.record(&file, "published per-layer table (not part of the project)")?;
     let panel = null::published_panel::read_dir(&dir, &crate::published::ROLES)?;
     let study = crate::published::study(
         &panel,
@@ -548,6 +572,32 @@ fn published_outcome(
             calibrate_surrogates: spec.calibrate_surrogates,
         },
     )?;
+    let Some(sp) = summary else {
+        inputs.record(&file, "published per-layer table (not part of the project)")?;
+        return Ok(PublishedOutcome::Present(Box::new(study)));
+    };
+    let study = summary_of(study);
+    let bytes = summary_bytes(&study)?;
+    if opts.write_published_summary {
+        output::write_atomic(&sp, &bytes, true).map_err(|e| Error::Invalid {
+            path: sp.clone(),
+            field: "published-panel summary".into(),
+            reason: e.to_string(),
+        })?;
+    } else if !sp.is_file() {
+        return Err(Error::Missing {
+            path: sp,
+            hint: "write it with `just published-summary` (the published data is here)",
+        });
+    } else if read_summary(&sp)? != study {
+        return Err(Error::Stale {
+            path: sp,
+            reason: "the published panel recomputed from the data on this machine differs from \
+                     the committed summary; rewrite it with `just published-summary`"
+                .into(),
+        });
+    }
+    inputs.record(&sp, SUMMARY_INPUT)?;
     Ok(PublishedOutcome::Present(Box::new(study)))
 }
 

@@ -35,7 +35,7 @@ pub mod verdict;
 
 use std::path::Path;
 
-pub use analysis::{analyse, Analysis, FingerprintModel};
+pub use analysis::{analyse, Analysis, FingerprintModel, Options};
 pub use error::{Error, Result};
 pub use index::{Control, ControlsIndex, PanelIndex, PanelModel};
 pub use spec::Experiment;
@@ -52,8 +52,12 @@ pub struct Reproduced {
 
 /// Analyse the experiment file at `path` and build its report. `fingerprint_model` fingerprints
 /// the claimed models when their weights are on this machine.
-pub fn reproduce(path: &Path, fingerprint_model: FingerprintModel<'_>) -> Result<Reproduced> {
-    let analysis = analyse(path, fingerprint_model)?;
+pub fn reproduce(
+    path: &Path,
+    fingerprint_model: FingerprintModel<'_>,
+    opts: &Options,
+) -> Result<Reproduced> {
+    let analysis = analyse(path, fingerprint_model, opts)?;
     let report = assemble::report(&analysis)?;
     let headline = verdict::headline(&analysis);
     Ok(Reproduced {

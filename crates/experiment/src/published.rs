@@ -155,6 +155,71 @@ pub struct PublishedStudy {
     pub rounding_shift: Option<RoundingShift>,
 }
 
+/// How the report describes the committed summary among its inputs (the same words whether
+/// the data was on the machine or not, so the report is too).
+pub const SUMMARY_INPUT: &str = "published-panel study, committed (GraphNet figures computed \
+    by `just published-summary`; recomputed from the data and checked where it is present)";
+
+/// The study as committed: the figures, without per-pair lists (related pairs by name), which
+/// are the data's, not summary figures, and with each QQ series thinned to
+/// [`SUMMARY_QQ_POINTS`] (the KS statistics and rates were computed from every p-value).
+pub fn summary_of(mut study: PublishedStudy) -> PublishedStudy {
+    study.panel.excluded.related_pairs.clear();
+    for c in &mut study.surrogate_sizes {
+        let step = c.qq.len().div_ceil(SUMMARY_QQ_POINTS).max(1);
+        let last = c.qq.len().saturating_sub(1);
+        c.qq =
+            c.qq.iter()
+                .enumerate()
+                .filter(|(i, _)| i % step == 0 || *i == last)
+                .map(|(_, q)| *q)
+                .collect();
+    }
+    study
+}
+
+/// QQ points kept per surrogate in a summary (the figures draw at most 200).
+pub const SUMMARY_QQ_POINTS: usize = 200;
+
+/// The command that writes a summary, as its file records it.
+pub const SUMMARY_COMMAND: &str =
+    "just published-summary NAME (nullprint reproduce experiments/NAME.toml --write-published-summary)";
+
+/// A committed summary file: what computed it, then the figures.
+#[derive(Serialize, Deserialize)]
+struct SummaryFile {
+    /// The command that wrote it.
+    computed_by: String,
+    /// The figures.
+    study: PublishedStudy,
+}
+
+/// Read a committed summary.
+pub fn read_summary(path: &Path) -> Result<PublishedStudy> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let file: SummaryFile = serde_json::from_slice(&bytes).map_err(|e| Error::Invalid {
+        path: path.into(),
+        field: "published-panel summary".into(),
+        reason: e.to_string(),
+    })?;
+    Ok(file.study)
+}
+
+/// The bytes of a summary file: pretty JSON, one trailing newline (f64s round-trip exactly).
+pub fn summary_bytes(study: &PublishedStudy) -> Result<Vec<u8>> {
+    let file = SummaryFile {
+        computed_by: SUMMARY_COMMAND.to_owned(),
+        study: study.clone(),
+    };
+    let mut v = serde_json::to_vec_pretty(&file).map_err(|e| Error::Invalid {
+        path: PathBuf::from("published-panel summary"),
+        field: "serialise".into(),
+        reason: e.to_string(),
+    })?;
+    v.push(b'\n');
+    Ok(v)
+}
+
 /// What the study needs to know about the claim.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StudyOptions {

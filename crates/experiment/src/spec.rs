@@ -54,6 +54,11 @@ pub struct PublishedPanelSpec {
     /// Also calibrate the surrogate nulls on the six-layer published panel (about a minute).
     #[serde(default)]
     pub calibrate_surrogates: bool,
+    /// The study's figures, committed (relative to the experiment file): used where the data
+    /// is absent, checked against a recomputation where it is present, so that the report is
+    /// the same on every machine. Written by `nullprint reproduce --write-published-summary`.
+    #[serde(default)]
+    pub summary: Option<PathBuf>,
 }
 
 /// `[experiment]`.
@@ -268,6 +273,19 @@ impl Experiment {
                 .unwrap_or(Path::new("."))
                 .join(&spec.dir),
         ))
+    }
+
+    /// The committed published-panel summary, resolved against the experiment file's
+    /// directory; `None` without one.
+    pub fn published_summary_path(&self, experiment_path: &Path) -> Option<PathBuf> {
+        let spec = self.published_panel.as_ref()?;
+        let file = spec.summary.as_ref()?;
+        Some(
+            experiment_path
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(file),
+        )
     }
 
     /// The panel index path, resolved against the experiment file's directory.

@@ -18,7 +18,13 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
             }
         })
     };
-    let done = experiment::reproduce(&a.experiment, &fingerprint_model)?;
+    let done = experiment::reproduce(
+        &a.experiment,
+        &fingerprint_model,
+        &experiment::Options {
+            write_published_summary: a.write_published_summary,
+        },
+    )?;
     let exp = &done.analysis.exp;
     match (&done.analysis.recomputed, &exp.claim.weights_a, &exp.claim.weights_b) {
         (Some(r), _, _) => eprintln!(
