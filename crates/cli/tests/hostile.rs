@@ -407,3 +407,385 @@ fn concurrent_writers_without_force_write_once() {
     assert!(v["tensors"].is_array());
     assert!(hidden(dir.path()).is_empty(), "{:?}", hidden(dir.path()));
 }
+
+// ---- Inputs whose meaning is checked on load -------------------------------------------
+
+/// Fingerprint `model` into `out` (JSON).
+fn fingerprint_to(model: &Path, out: &Path, cache: &Path) {
+    ok(&run(
+        &["fingerprint", s(model), "--no-cache", "-o", s(out)],
+        cache,
+    ));
+}
+
+/// Edit a fingerprint JSON file in place.
+fn edit(path: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(path, serde_json::to_vec(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn fingerprints_whose_statistics_cannot_be_are_refused_on_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let panel = dir.path().join("panel");
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        let m = model(
+            &dir.path().join(format!("{name}/model.safetensors")),
+            4,
+            i as u64 + 1,
+        );
+        fingerprint_to(&m, &panel.join(format!("{name}.json")), dir.path());
+    }
+    let (a, b) = (panel.join("a.json"), panel.join("b.json"));
+    ok(&run(&["compare", s(&a), s(&b)], dir.path()));
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit); 4] = [
+        ("negative", |v| {
+            let sd = v["tensors"][0]["std"].as_f64().unwrap();
+            v["tensors"][0]["std"] = (-sd).into();
+        }),
+        ("above max", |v| v["tensors"][1]["min"] = 10.0.into()),
+        ("outside [min", |v| v["tensors"][2]["mean"] = 10.0.into()),
+        ("more than half the range", |v| {
+            v["tensors"][3]["std"] = 10.0.into()
+        }),
+    ];
+    let good = std::fs::read(&a).unwrap();
+    for (needle, f) in cases {
+        std::fs::write(&a, &good).unwrap();
+        edit(&a, f);
+        refused(
+            &run(&["compare", s(&a), s(&b)], dir.path()),
+            &["a.json", needle],
+        );
+        // The panel reader (curves only) refuses it too.
+        if needle == "negative" {
+            refused(
+                &run(&["matrix", s(&panel)], dir.path()),
+                &["a.json", "std", needle],
+            );
+        }
+    }
+}
+
+#[test]
+fn similarities_outside_every_measure_range_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = dir.path().join("labels.csv");
+    std::fs::write(&labels, "model,root\nx,x\ny,y\nz,z\n").unwrap();
+    let matrix = dir.path().join("m.csv");
+    let write = |cells: [&str; 3]| {
+        let [xy, xz, yz] = cells;
+        std::fs::write(
+            &matrix,
+            format!(",x,y,z\nx,1,{xy},{xz}\ny,{xy},1,{yz}\nz,{xz},{yz},1\n"),
+        )
+        .unwrap();
+    };
+    write(["0.1", "0.2", "0.3"]);
+    let null = |obs: &str| {
+        run(
+            &[
+                "null",
+                "--observed",
+                obs,
+                "--matrix",
+                s(&matrix),
+                "--labels",
+                s(&labels),
+            ],
+            dir.path(),
+        )
+    };
+    ok(&null("0.5"));
+    refused(&null("2.0"), &["observed score = 2", "outside"]);
+    write(["10", "20", "30"]);
+    refused(&null("0.9"), &["m.csv", "x / y", "a percentage"]);
+    write(["0.1", "5.0", "0.3"]);
+    refused(&null("0.5"), &["m.csv", "x / z", "outside"]);
+}
+
+/// A copy of experiments/normal-below-0.7.toml in `dir`, its panel index made absolute, with
+/// `edit` applied to the text.
+fn experiment(dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf {
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap();
+    let text = std::fs::read_to_string(ws.join("experiments/normal-below-0.7.toml")).unwrap();
+    let index = ws.join("baselines/index.toml");
+    let text = text.replace(
+        "\"../baselines/index.toml\"",
+        &format!("{:?}", index.display().to_string()),
+    );
+    let p = dir.join("exp.toml");
+    std::fs::write(&p, edit(text)).unwrap();
+    p
+}
+
+#[test]
+fn experiment_values_are_checked_before_any_computation() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let reproduce = |p: &Path| run(&["reproduce", s(p), "-o", s(&out)], dir.path());
+    let cases = [
+        ("value = 0.7\n", "value = 2.0\n", "claim.value"),
+        ("alpha = 0.01", "alpha = nan", "nulls.alpha"),
+        ("alpha = 0.01", "alpha = 1.0", "nulls.alpha"),
+        ("samples = 10000", "samples = 1000000", "nulls.samples"),
+        (
+            "thresholds = [0.5, 0.7, 0.9]",
+            "thresholds = [50, 70]",
+            "nulls.thresholds",
+        ),
+        ("value = 0.91", "value = 91", "published.value"),
+    ];
+    for (from, to, field) in cases {
+        let p = experiment(dir.path(), |t| {
+            assert!(t.contains(from), "{from}");
+            t.replacen(from, to, 1)
+        });
+        refused(&reproduce(&p), &["exp.toml", field]);
+        assert!(!out.exists());
+    }
+}
+
+// ---- Resources and special files -------------------------------------------------------
+
+/// Run and wait at most `secs` seconds (a hang fails the test instead of stalling it).
+fn run_within(args: &[&str], cache: &Path, secs: u64) -> Output {
+    let child = bin()
+        .args(args)
+        .env("NULLPRINT_CACHE", cache)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
+        Ok(o) => o.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &id.to_string()])
+                .status();
+            panic!("nullprint {args:?} hung for {secs} s");
+        }
+    }
+}
+
+#[test]
+fn fifos_and_broken_symlinks_are_refused_not_waited_on_or_looked_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let panel = dir.path().join("panel");
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        let m = model(
+            &dir.path().join(format!("{name}/model.safetensors")),
+            4,
+            i as u64 + 1,
+        );
+        fingerprint_to(&m, &panel.join(format!("{name}.json")), dir.path());
+    }
+    mkfifo(&panel.join("fifo.json"));
+    let o = run_within(&["matrix", s(&panel)], dir.path(), 30);
+    refused(&o, &["fifo.json", "FIFO"]);
+    let o = run_within(
+        &["null", "--observed", "0.5", "--panel", s(&panel)],
+        dir.path(),
+        30,
+    );
+    refused(&o, &["fifo.json", "FIFO"]);
+    std::fs::remove_file(panel.join("fifo.json")).unwrap();
+    let dangling = dir.path().join("dangling");
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+    let loop_a = dir.path().join("loop_a");
+    std::os::unix::fs::symlink(dir.path().join("loop_b"), &loop_a).unwrap();
+    std::os::unix::fs::symlink(&loop_a, dir.path().join("loop_b")).unwrap();
+    for p in [&dangling, &loop_a] {
+        let o = run_within(&["fingerprint", s(p)], dir.path(), 30);
+        refused(&o, &["dangling or looping symlink"]);
+        assert!(!stderr(&o).contains("Hugging Face"), "{}", stderr(&o));
+    }
+    let link = panel.join("z.json");
+    std::os::unix::fs::symlink(&dangling, &link).unwrap();
+    refused(
+        &run_within(&["matrix", s(&panel)], dir.path(), 30),
+        &["z.json", "dangling"],
+    );
+}
+
+#[test]
+fn an_oversized_fingerprint_json_is_refused_without_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model(&dir.path().join("a/model.safetensors"), 4, 1);
+    let a = dir.path().join("a.json");
+    fingerprint_to(&m, &a, dir.path());
+    // A sparse 300 MB file: no disk used, and never read.
+    let big = dir.path().join("big.json");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(300 << 20)
+        .unwrap();
+    refused(
+        &run(&["compare", s(&big), s(&a)], dir.path()),
+        &["big.json", "more than"],
+    );
+}
+
+#[test]
+fn threads_are_capped_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model(&dir.path().join("a/model.safetensors"), 2, 1);
+    let o = run_within(
+        &["--threads", "100000", "fingerprint", s(&m), "--no-cache"],
+        dir.path(),
+        60,
+    );
+    ok(&o);
+    assert!(
+        stderr(&o).contains("--threads 100000 capped at 256"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+// ---- Cache ------------------------------------------------------------------------------
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+#[test]
+fn the_cache_never_vouches_for_bytes_rewritten_with_the_old_mtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let m = model(&dir.path().join("m/model.safetensors"), 2, 1);
+    // Pad the file past the 1 MiB the key reads with one more tensor, 2 MiB of f32 zeros.
+    let mut bytes = std::fs::read(&m).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let data_len = bytes.len() - 8 - n;
+    header["lm_head.weight"] = serde_json::json!({
+        "dtype": "F32", "shape": [512, 1024], "data_offsets": [data_len, data_len + (2 << 20)]
+    });
+    let mut h = serde_json::to_vec(&header).unwrap();
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend(&h);
+    out.extend(&bytes[8 + n..]);
+    out.resize(out.len() + (2 << 20), 0);
+    std::fs::write(&m, &out).unwrap();
+    let fp = |args: &[&str]| -> serde_json::Value {
+        let o = run(&[&["fingerprint", s(&m)][..], args].concat(), &cache);
+        ok(&o);
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let first = fp(&[]);
+    assert_eq!(first["model"]["files"][0]["sha256"], sha256_hex(&out));
+    // The same size, a byte changed past 1 MiB, the modification time kept (`cp -p`).
+    let edited = dir.path().join("edited.safetensors");
+    bytes = out.clone();
+    let last = bytes.len() - 4;
+    bytes[last..].copy_from_slice(&1.0f32.to_le_bytes());
+    std::fs::write(&edited, &bytes).unwrap();
+    let st = Command::new("touch")
+        .arg("-r")
+        .arg(&m)
+        .arg(&edited)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let st = Command::new("cp")
+        .arg("-p")
+        .arg(&edited)
+        .arg(&m)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let second = fp(&[]);
+    assert_eq!(second["model"]["files"][0]["sha256"], sha256_hex(&bytes));
+    assert_ne!(
+        first["tensors"], second["tensors"],
+        "statistics of the new bytes"
+    );
+}
+
+// ---- Panel fingerprints against the index ----------------------------------------------
+
+/// A copy of the committed baselines (index and fingerprints) in `dir`, and an experiment
+/// file reading it.
+fn panel_copy(dir: &Path) -> (PathBuf, PathBuf) {
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap();
+    let copy = dir.join("baselines");
+    std::fs::create_dir(&copy).unwrap();
+    for e in std::fs::read_dir(ws.join("baselines")).unwrap().flatten() {
+        let p = e.path();
+        if p.is_file() && (p.extension().is_some_and(|x| x == "json") || p.ends_with("index.toml"))
+        {
+            std::fs::copy(&p, copy.join(e.file_name())).unwrap();
+        }
+    }
+    let text = std::fs::read_to_string(ws.join("experiments/normal-below-0.7.toml")).unwrap();
+    let exp = dir.join("exp.toml");
+    std::fs::write(
+        &exp,
+        text.replace("\"../baselines/index.toml\"", "\"baselines/index.toml\""),
+    )
+    .unwrap();
+    (copy, exp)
+}
+
+#[test]
+fn panel_fingerprints_must_match_the_index_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (copy, exp) = panel_copy(dir.path());
+    let out = dir.path().join("out");
+    let reproduce = || run(&["reproduce", s(&exp), "-o", s(&out)], dir.path());
+    ok(&reproduce());
+    std::fs::remove_dir_all(&out).unwrap();
+    // Another model's fingerprint under this model's name.
+    std::fs::copy(copy.join("whisper-base.json"), copy.join("antiberty.json")).unwrap();
+    refused(
+        &reproduce(),
+        &["antiberty.json", "sha256", "another model's fingerprint"],
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn the_same_weights_under_two_roots_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (copy, exp) = panel_copy(dir.path());
+    let index = copy.join("index.toml");
+    let text = std::fs::read_to_string(&index).unwrap();
+    // Give a model of another root the first model's hash.
+    let blocks: Vec<&str> = text.split("[[model]]").skip(1).collect();
+    let field = |b: &str, key: &str| -> String {
+        b.lines().find(|l| l.starts_with(key)).unwrap().to_string()
+    };
+    let (sha0, root0) = (field(blocks[0], "sha256 = "), field(blocks[0], "root = "));
+    let other = blocks
+        .iter()
+        .find(|b| field(b, "root = ") != root0)
+        .unwrap();
+    let edited = text.replacen(&field(other, "sha256 = "), &sha0, 1);
+    std::fs::write(&index, edited).unwrap();
+    let out = dir.path().join("out");
+    refused(
+        &run(&["reproduce", s(&exp), "-o", s(&out)], dir.path()),
+        &["index.toml", "same weights", "another root"],
+    );
+}

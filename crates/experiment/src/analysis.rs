@@ -205,6 +205,7 @@ pub fn analyse(path: &Path, fingerprint_model: FingerprintModel<'_>) -> Result<A
             });
         }
         let fp = inputs.fingerprint(&fp_path, &format!("baseline fingerprint of {}", m.id))?;
+        m.check_fingerprint(&fp, &fp_path)?;
         let mut curves = Curves::from_fingerprint(&fp, &curve_opts)
             .map_err(Error::statistic(format!("{}: curves", fp_path.display())))?;
         curves.model = m.id.clone();
