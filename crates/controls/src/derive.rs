@@ -89,11 +89,53 @@ pub struct Derived {
     pub bytes: u64,
 }
 
+/// Refuse an output directory that holds the base model, or an output file that is (a link
+/// to) one of the base's files: `derive BASE -o BASE --force` must not overwrite its input.
+fn refuse_input(base: &ModelSource, dir: &Path, outputs: &[&PathBuf]) -> Result<()> {
+    let canon = |p: &Path| std::fs::canonicalize(p).ok();
+    let inputs: Vec<PathBuf> = base
+        .files
+        .iter()
+        .chain(base.config.iter())
+        .chain(base.index.iter().map(|(p, _)| p))
+        .cloned()
+        .collect();
+    if let Some(d) = canon(dir) {
+        let base_dirs = std::iter::once(base.root.as_path())
+            .chain(inputs.iter().filter_map(|p| p.parent()))
+            .filter_map(canon);
+        for b in base_dirs {
+            if b == d {
+                return Err(Error::IntoInput {
+                    path: dir.to_path_buf(),
+                });
+            }
+        }
+    }
+    #[cfg(unix)]
+    let id = |p: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
+    };
+    #[cfg(not(unix))]
+    let id = |p: &Path| std::fs::canonicalize(p).ok();
+    let input_ids: Vec<_> = inputs.iter().filter_map(|p| id(p)).collect();
+    for o in outputs {
+        if id(o).is_some_and(|i| input_ids.contains(&i)) {
+            return Err(Error::IntoInput {
+                path: o.to_path_buf(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Derive a model from `base` into directory `dir` (created if needed).
 pub fn derive(base: &ModelSource, dir: &Path, opts: &Options) -> Result<Derived> {
     let weights = dir.join("model.safetensors");
     let config_path = dir.join("config.json");
     let manifest_path = dir.join(MANIFEST);
+    refuse_input(base, dir, &[&weights, &config_path, &manifest_path])?;
     if !opts.force {
         if let Some(p) = [&weights, &config_path, &manifest_path]
             .into_iter()

@@ -26,6 +26,13 @@ pub enum Error {
         /// What is wrong, with the input quoted.
         reason: String,
     },
+    /// The output would be written into the base model's own directory or over one of its
+    /// files.
+    #[error("{path}: is where the base model is; write the derived model elsewhere")]
+    IntoInput {
+        /// The output directory or file.
+        path: PathBuf,
+    },
     /// The output exists and overwriting was not asked for.
     #[error("{path}: exists; refusing to replace it unless asked to")]
     Exists {

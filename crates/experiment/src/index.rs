@@ -37,6 +37,38 @@ pub struct PanelModel {
 }
 
 impl PanelModel {
+    /// Check that `fp` (read from `path`) is the fingerprint of this model's weights: one of
+    /// its files has the index's SHA-256. A fingerprint copied over another model's file, or
+    /// one without hashes, is refused.
+    pub fn check_fingerprint(&self, fp: &fingerprint::Fingerprint, path: &Path) -> Result<()> {
+        let hashes: Vec<&str> = fp
+            .model
+            .files
+            .iter()
+            .filter_map(|f| f.sha256.as_deref())
+            .collect();
+        if hashes.contains(&self.sha256.as_str()) {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            path,
+            "model.files[].sha256",
+            if hashes.is_empty() {
+                format!(
+                    "no SHA-256 recorded, so it cannot be checked against the index's {} for {}",
+                    self.sha256, self.id
+                )
+            } else {
+                format!(
+                    "{} is not the index's {} for {}: this is another model's fingerprint",
+                    hashes.join(", "),
+                    self.sha256,
+                    self.id
+                )
+            },
+        ))
+    }
+
     /// The lineage label the null crate uses (same root = related); `layers` when known.
     pub fn label(&self, layers: Option<usize>) -> null::labels::ModelLabel {
         null::labels::ModelLabel {
@@ -73,7 +105,21 @@ impl PanelIndex {
             source: Box::new(source),
         })?;
         let mut seen = BTreeSet::new();
+        // The same weights under two roots would count a model against itself as unrelated.
+        let mut by_hash: std::collections::BTreeMap<&str, &PanelModel> = Default::default();
         for (i, m) in index.model.iter().enumerate() {
+            if let Some(first) = by_hash.insert(m.sha256.as_str(), m) {
+                if first.root != m.root {
+                    return Err(Error::invalid(
+                        path,
+                        format!("model[{i}].sha256"),
+                        format!(
+                            "{} has the same weights as {} but another root ({:?} vs {:?})",
+                            m.id, first.id, m.root, first.root
+                        ),
+                    ));
+                }
+            }
             if !fingerprint::source::is_plain_name(&m.id) {
                 return Err(Error::invalid(
                     path,

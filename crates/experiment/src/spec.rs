@@ -13,7 +13,7 @@ use null::nulls::surrogate::SurrogateKind;
 use serde::{Deserialize, Deserializer};
 
 use crate::error::{Error, Result};
-use crate::policy::MAX_SAMPLES;
+use crate::policy::{MAX_CONTROL_REPLICATES, MAX_SAMPLES};
 
 /// A whole experiment file.
 #[derive(Clone, Debug, Deserialize)]
@@ -242,6 +242,32 @@ impl Experiment {
         }
         if self.measure.roles.is_empty() {
             return bad("measure.roles", "must name at least one role");
+        }
+        // Similarities must be scores a measure can give (issue #24: `value = 2.0` was
+        // tested and got p = 0.023).
+        let score = |field: &str, v: f64| {
+            null::measure::check_score("value", v)
+                .map_err(|e| Error::invalid(path, field, e.to_string()))
+        };
+        score("claim.value", self.claim.value)?;
+        for p in &self.published {
+            score("published.value", p.value)?;
+        }
+        for &t in &self.nulls.thresholds {
+            score("nulls.thresholds", t)?;
+        }
+        if let Some(c) = &self.controls {
+            if c.replicates > MAX_CONTROL_REPLICATES {
+                return bad(
+                    "controls.replicates",
+                    &format!(
+                        "must be at most {MAX_CONTROL_REPLICATES} (each is a simulated model)"
+                    ),
+                );
+            }
+            if c.noise.iter().any(|n| !(n.is_finite() && *n > 0.0)) {
+                return bad("controls.noise", "must be finite relative sizes above 0");
+            }
         }
         Ok(())
     }

@@ -1,9 +1,14 @@
 //! A fingerprint cache keyed by file identity, so re-running a panel costs nothing for models
 //! already seen.
 //!
-//! The key hashes, for every weight file: its canonical path, size, modification time and the
-//! SHA-256 of its first [`HEAD_BYTES`] bytes (the header, where offsets and shapes live), plus
-//! the nullprint version and the options that change the result. Entries are written to a
+//! The key hashes, for every weight file: its canonical path, size, modification time, inode
+//! and status-change time, and the SHA-256 of its first [`HEAD_BYTES`] bytes (the header,
+//! where offsets and shapes live), plus the nullprint version and the options that change the
+//! result. The status-change time cannot be set back by `cp -p` or `rsync -t` (which keep the
+//! modification time), so a same-size rewrite past the header changes the key. The key is
+//! still not the content: a hit whose fingerprint carries SHA-256 hashes re-hashes the files
+//! ([`through`]) and is dropped if they differ, so the cache never vouches for bytes it did
+//! not read. Entries are written to a
 //! temporary file and renamed into place, so a run killed mid-write leaves no entry a later run
 //! would trust; an entry that does not parse as a fingerprint is ignored and recomputed.
 
@@ -50,7 +55,7 @@ impl Cache {
     /// The key of a model under the given option string (roles filter, hashing, ...).
     pub fn key(src: &ModelSource, options: &str) -> Result<String> {
         let mut h = Sha256::new();
-        h.update(b"nullprint-cache-v1\0");
+        h.update(b"nullprint-cache-v2\0");
         h.update(env!("CARGO_PKG_VERSION").as_bytes());
         h.update(b"\0");
         h.update(options.as_bytes());
@@ -66,6 +71,13 @@ impl Cache {
             h.update(canon.to_string_lossy().as_bytes());
             h.update(meta.len().to_le_bytes());
             h.update(mtime.to_le_bytes());
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::MetadataExt;
+                h.update(meta.ino().to_le_bytes());
+                h.update(meta.ctime().to_le_bytes());
+                h.update(meta.ctime_nsec().to_le_bytes());
+            }
             let mut head = Vec::new();
             std::fs::File::open(&canon)
                 .map_err(|e| Error::io(f, e))?
@@ -136,7 +148,7 @@ pub fn through<E: From<Error>>(
         None => None,
     };
     if let (Some(c), Some(k)) = (cache, &key) {
-        if let Some(mut fp) = c.get(k) {
+        if let Some(mut fp) = c.get(k).filter(|fp| still_the_same_bytes(fp, src)) {
             fp.model.source = src.spec.clone();
             return Ok(Cached {
                 fingerprint: fp,
@@ -154,6 +166,25 @@ pub fn through<E: From<Error>>(
         fingerprint: fp,
         hit: false,
         store_error,
+    })
+}
+
+/// Whether the files of `src` still have the SHA-256 the cached `fp` records for them
+/// (re-hashed, or for a Hugging Face cache blob its name re-checked). A fingerprint without
+/// hashes (hashing was off) claims nothing about the bytes and passes.
+fn still_the_same_bytes(fp: &Fingerprint, src: &ModelSource) -> bool {
+    if fp.model.files.len() != src.files.len() {
+        return false;
+    }
+    fp.model.files.iter().zip(&src.files).all(|(info, path)| {
+        let Some(want) = &info.sha256 else {
+            return true;
+        };
+        let got = match info.hash_source {
+            Some(crate::hash::HashSource::HfCacheBlobName) => crate::hash::hf_blob_sha256(path),
+            _ => crate::hash::sha256_file(path).ok(),
+        };
+        got.as_deref() == Some(want.as_str())
     })
 }
 

@@ -271,6 +271,20 @@ impl StdRows {
         }
         let d: Doc = serde_json::from_slice(bytes).map_err(not_fingerprint)?;
         check_schema(&d.schema, d.schema_version)?;
+        for (i, r) in d.tensors.iter().enumerate() {
+            check_stats(&TensorStats {
+                numel: r.numel,
+                mean: None,
+                std: r.std,
+                min: None,
+                max: None,
+                abs_mean: None,
+                l2: None,
+                nan: r.nan,
+                inf: r.inf,
+            })
+            .map_err(|why| not_fingerprint(format_args!("tensors[{i}] ({}): {why}", r.role)))?;
+        }
         Ok(StdRows {
             name: d.model.name,
             model_type: d.model.config.model_type,
@@ -285,6 +299,55 @@ fn not_fingerprint(e: impl std::fmt::Display) -> crate::Error {
     crate::Error::NotFingerprint {
         reason: e.to_string(),
     }
+}
+
+/// Relative slack in the order checks of [`check_stats`]: the statistics are rounded f64
+/// sums, so a mean may exceed the maximum of a constant tensor by a few ulps.
+const ORDER_SLACK: f64 = 1e-9;
+
+/// The statistics of one tensor mean what they say: finite, `std`, `abs_mean` and `l2` not
+/// negative, `min <= mean <= max`, `std` at most half the range, no more non-finite values
+/// than elements. A hand-edited fingerprint (a negative std flips the sign of a correlation)
+/// is refused on load, before any computation.
+fn check_stats(s: &TensorStats) -> Result<(), String> {
+    let fields = [
+        ("mean", s.mean),
+        ("std", s.std),
+        ("min", s.min),
+        ("max", s.max),
+        ("abs_mean", s.abs_mean),
+        ("l2", s.l2),
+    ];
+    for (name, v) in fields {
+        match v {
+            Some(x) if !x.is_finite() => return Err(format!("{name} {x} is not finite")),
+            Some(x) if x < 0.0 && matches!(name, "std" | "abs_mean" | "l2") => {
+                return Err(format!("{name} {x} is negative"))
+            }
+            _ => {}
+        }
+    }
+    if s.nan.saturating_add(s.inf) > s.numel {
+        return Err(format!(
+            "{} NaN and {} Inf values in {} elements",
+            s.nan, s.inf, s.numel
+        ));
+    }
+    if let (Some(lo), Some(hi)) = (s.min, s.max) {
+        let slack = ORDER_SLACK * lo.abs().max(hi.abs());
+        if lo > hi {
+            return Err(format!("min {lo} is above max {hi}"));
+        }
+        if let Some(m) = s.mean.filter(|m| *m < lo - slack || *m > hi + slack) {
+            return Err(format!("mean {m} is outside [min {lo}, max {hi}]"));
+        }
+        if let Some(sd) = s.std.filter(|sd| *sd > (hi - lo) / 2.0 + slack) {
+            return Err(format!(
+                "std {sd} is more than half the range [min {lo}, max {hi}]"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_schema(schema: &str, version: u32) -> crate::Result<()> {
@@ -371,6 +434,11 @@ impl Fingerprint {
     pub fn from_json_slice(bytes: &[u8]) -> crate::Result<Self> {
         let fp: Fingerprint = serde_json::from_slice(bytes).map_err(not_fingerprint)?;
         check_schema(&fp.schema, fp.schema_version)?;
+        for (i, t) in fp.tensors.iter().enumerate() {
+            check_stats(&t.stats).map_err(|why| {
+                not_fingerprint(format_args!("tensors[{i}] ({}): {why}", t.tensor))
+            })?;
+        }
         Ok(fp)
     }
 

@@ -42,6 +42,12 @@ pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 /// the local cache.
 pub fn resolve(spec: &str) -> Result<ModelSource> {
     let path = Path::new(spec);
+    if let Some(reason) = special_file(path) {
+        return Err(Error::NotFound {
+            spec: spec.to_owned(),
+            reason: reason.into(),
+        });
+    }
     if path.exists() {
         return resolve_path(spec, path);
     }
@@ -55,6 +61,21 @@ pub fn resolve(spec: &str) -> Result<ModelSource> {
         spec: spec.to_owned(),
         reason: "no such file or directory, and not a Hugging Face repo id (ORG/NAME)".into(),
     })
+}
+
+/// Why a path that is there cannot be read as a model or a file of one: a dangling or looping
+/// symlink (not a repo id to look up), or a FIFO, socket or device (reading one can block
+/// forever). `None` for a regular file, a directory, or nothing at all.
+pub fn special_file(path: &Path) -> Option<&'static str> {
+    let link = std::fs::symlink_metadata(path).ok()?;
+    match std::fs::metadata(path) {
+        Err(_) if link.file_type().is_symlink() => Some("a dangling or looping symlink"),
+        Err(_) => None,
+        Ok(m) if m.is_file() || m.is_dir() => None,
+        Ok(_) => {
+            Some("not a regular file or directory (a FIFO, socket or device): refusing to read it")
+        }
+    }
 }
 
 fn parse_repo_id(spec: &str) -> Option<(&str, Option<&str>)> {

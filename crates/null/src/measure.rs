@@ -66,6 +66,32 @@ use crate::stats::{
 /// the real trending curves of MiniLM, MPNet, Qwen2.5 and SmolLM2 lie at 0.02–0.5.
 pub const LOW_SPREAD_CV: f64 = 0.01;
 
+/// Every measure's score lies in `[-MAX_ABS_SCORE, MAX_ABS_SCORE]` (correlations and their
+/// averages): an observed or published similarity outside it cannot be one of these scores
+/// (a percentage, a distance, a typo) and is refused rather than tested.
+pub const MAX_ABS_SCORE: f64 = 1.0;
+
+/// Check that `value` (named `what`) can be a similarity score: finite and within
+/// [`MAX_ABS_SCORE`]; a value that reads as a percentage says so.
+pub fn check_score(what: &str, value: f64) -> Result<()> {
+    if !value.is_finite() {
+        return Err(Error::invalid(what, value, "must be finite"));
+    }
+    if value.abs() > MAX_ABS_SCORE {
+        let hint = if value.abs() <= 100.0 {
+            " (a percentage? divide by 100)"
+        } else {
+            ""
+        };
+        return Err(Error::invalid(
+            what,
+            value,
+            &format!("outside the range of every similarity measure, [-{MAX_ABS_SCORE}, {MAX_ABS_SCORE}]{hint}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Residuals (after detrending) smaller than this fraction of the input's magnitude are rounding
 /// noise: the curve was a polynomial of the fitted order.
 pub const RESIDUAL_REL: f64 = 1e-9;

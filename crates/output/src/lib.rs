@@ -8,8 +8,17 @@
 //!   temporary file is hard-linked to the destination, which fails if anything is there;
 //! * with `replace`, only a regular file is replaced: a device node, FIFO, socket, directory or
 //!   symlink at the destination is refused, never renamed over;
-//! * a failed or interrupted write removes its temporary file.
+//! * a failed or interrupted write removes its temporary file (on SIGINT, SIGTERM and SIGHUP
+//!   too, once [`install_signal_cleanup`] has run);
+//! * a directory of files (a report) is written under a temporary name and swapped in whole
+//!   ([`TempDir`]).
 #![deny(missing_docs)]
+
+mod dir;
+mod pending;
+
+pub use dir::TempDir;
+pub use pending::{install_signal_cleanup, interrupted, interrupted_error, remove_pending};
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -71,6 +80,7 @@ impl TempFile {
             .read(true)
             .create_new(true)
             .open(&path)?;
+        pending::register(&path);
         Ok(TempFile {
             path,
             file: Some(file),
@@ -102,6 +112,7 @@ impl TempFile {
             fs::hard_link(&self.path, dest)?;
             fs::remove_file(&self.path)?;
         }
+        pending::unregister(&self.path);
         self.path = PathBuf::new();
         Ok(())
     }
@@ -111,6 +122,7 @@ impl Drop for TempFile {
     fn drop(&mut self) {
         if !self.path.as_os_str().is_empty() {
             let _ = fs::remove_file(&self.path);
+            pending::unregister(&self.path);
         }
     }
 }

@@ -122,6 +122,14 @@ pub enum Error {
         /// The file.
         path: PathBuf,
     },
+    /// A path the writer will not write through or over.
+    #[error("{path}: {reason}")]
+    Refused {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        reason: &'static str,
+    },
     /// An operating-system error while writing the report.
     #[error("{path}: {source}")]
     Io {

@@ -21,13 +21,45 @@ pub fn load_fingerprint(arg: &str) -> Result<Fingerprint> {
     super::fingerprint::fingerprint_cached(&src, None, true, true)
 }
 
+/// A `*.json` path with something at it (a FIFO or dangling symlink too: [`read_capped`]
+/// refuses those with a clear message rather than letting them pass for a model id).
 fn is_json_file(p: &Path) -> bool {
-    p.is_file() && p.extension().is_some_and(|e| e == "json")
+    p.extension().is_some_and(|e| e == "json") && std::fs::symlink_metadata(p).is_ok()
+}
+
+/// The largest fingerprint JSON read: a 600-billion-parameter MoE's fingerprint (tens of
+/// thousands of tensors, ~300 bytes each) is about 20 MB; this leaves room tenfold and more,
+/// and keeps a stray multi-gigabyte file from being read whole into memory.
+pub const MAX_FINGERPRINT_BYTES: u64 = 256 << 20;
+
+/// Read a file of at most `cap` bytes; a FIFO, device, dangling or looping symlink, or a
+/// larger file is an error naming the file.
+pub fn read_capped(p: &Path, cap: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    if let Some(why) = source::special_file(p) {
+        bail!("{}: {why}", p.display());
+    }
+    let f = std::fs::File::open(p).with_context(|| format!("reading {}", p.display()))?;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if len > cap {
+        bail!(
+            "{}: {len} bytes, more than the {cap} bytes nullprint reads from such a file",
+            p.display()
+        );
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    f.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", p.display()))?;
+    if bytes.len() as u64 > cap {
+        bail!("{}: grew past {cap} bytes while being read", p.display());
+    }
+    Ok(bytes)
 }
 
 /// A fingerprint JSON file: one read, parsed from the bytes.
 fn read_fingerprint(p: &Path) -> Result<Fingerprint> {
-    let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+    let bytes = read_capped(p, MAX_FINGERPRINT_BYTES)?;
     Fingerprint::from_json_slice(&bytes).map_err(|e| anyhow!("{}: {e}", p.display()))
 }
 
@@ -49,7 +81,7 @@ pub fn curves_of_many(items: &[(String, String)], opts: &CurveOptions) -> Result
         .map(|(arg, id)| {
             let p = Path::new(arg);
             is_json_file(p).then(|| {
-                let bytes = std::fs::read(p).with_context(|| format!("reading {arg}"))?;
+                let bytes = read_capped(p, MAX_FINGERPRINT_BYTES)?;
                 let rows = StdRows::from_json_slice(&bytes).map_err(|e| anyhow!("{arg}: {e}"))?;
                 let mut c = Curves::from_std_rows(&rows, opts)
                     .with_context(|| format!("{id}: extracting curves"))?;

@@ -73,6 +73,18 @@ pub fn run(mut a: FingerprintArgs) -> Result<()> {
                 .collect()
         }
     };
+    // Two models whose names map to one file would lose the first: refuse before any work.
+    let mut seen: std::collections::BTreeMap<&Path, &str> = Default::default();
+    for (model, t) in a.models.iter().zip(&targets) {
+        if let Some(t) = t {
+            if let Some(first) = seen.insert(t, model) {
+                bail!(
+                    "{first} and {model} would both be written to {}; fingerprint them into separate directories",
+                    t.display()
+                );
+            }
+        }
+    }
     for t in targets.iter().flatten() {
         if t.exists() && !a.force {
             bail!("{} exists; pass --force to overwrite it", t.display());

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use null::all_pairs::{report, MatrixNull, MatrixReport};
 use null::labels::Labels;
 use null::measure::Measure;
@@ -20,7 +20,8 @@ pub fn run(a: MatrixArgs) -> Result<()> {
     for arg in &a.fingerprints {
         let p = Path::new(arg);
         let files: Vec<String> = if p.is_dir() {
-            let mut v: Vec<String> = std::fs::read_dir(p)?
+            let mut v: Vec<String> = std::fs::read_dir(p)
+                .with_context(|| format!("reading directory {arg}"))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|f| f.extension().is_some_and(|e| e == "json"))
                 .map(|f| f.display().to_string())

@@ -252,9 +252,7 @@ fn block_info(source: &str, block: BlockRepresentative) -> NullInfo {
 
 /// Test `observed` against the unrelated pairs of `table`.
 pub fn test(table: &PairTable, observed: f64, opts: &PanelOptions) -> Result<PanelReport> {
-    if !observed.is_finite() {
-        return Err(Error::invalid("observed score", observed, "must be finite"));
-    }
+    crate::measure::check_score("observed score", observed)?;
     table.validate()?;
     let excluded_idx: Vec<usize> = opts
         .exclude

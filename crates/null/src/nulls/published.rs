@@ -60,6 +60,12 @@ impl SimilarityMatrix {
                         });
                     }
                 }
+                for v in [ab, ba] {
+                    crate::measure::check_score(
+                        &format!("{source}: {} / {}", m.ids[i], m.ids[j]),
+                        v,
+                    )?;
+                }
                 if (ab - ba).abs() > SYMMETRY_TOL {
                     return Err(Error::Asymmetric {
                         source_name: source.into(),
