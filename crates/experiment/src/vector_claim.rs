@@ -906,7 +906,7 @@ fn verdict(exp: &VectorExperiment, pairs: &[PairRole]) -> rm::Verdict {
             fmt_range(u_perm),
             fmt_p_range(u_raw_p),
             match u_sigma {
-                Some((lo, hi)) => format!("{lo:.0} to {hi:.0}"),
+                Some((lo, hi)) => format!("{lo:.1} to {hi:.1}"),
                 None => "no".into(),
             },
             centred_sentence
