@@ -274,7 +274,7 @@ pub fn reproduce(path: &Path) -> Result<Reproduced> {
         if !p.is_file() {
             return Err(Error::Missing {
                 path: p,
-                hint: "run `just baselines` (nullprint baselines --vectors)".into(),
+                hint: "run `just baselines` (nullprint baselines --vectors)",
             });
         }
         let fp = inputs.fingerprint(&p, &format!("vector fingerprint of {}", m.id))?;
@@ -303,7 +303,7 @@ pub fn reproduce(path: &Path) -> Result<Reproduced> {
             if !p.is_file() {
                 return Err(Error::Missing {
                     path: p,
-                    hint: "run `just baselines` (nullprint baselines --vectors)".into(),
+                    hint: "run `just baselines` (nullprint baselines --vectors)",
                 });
             }
             let fp = inputs.fingerprint(&p, &format!("vector fingerprint of control {}", c.id))?;
