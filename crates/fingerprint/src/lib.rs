@@ -23,8 +23,10 @@ pub mod roles;
 pub mod schema;
 pub mod source;
 pub mod stats;
+pub mod vectors;
 
 pub use error::{Error, Result};
 pub use roles::{Expert, Role, RoleKey};
 pub use schema::{DerivedFrom, Fingerprint, ModelInfo, RemoteRead, StdRow, StdRows, TensorRow};
 pub use stats::{Accumulator, TensorStats};
+pub use vectors::{VectorKinds, VectorRow};

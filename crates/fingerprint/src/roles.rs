@@ -323,6 +323,7 @@ pub const LAYER_ROLES: &[(&str, &str)] = &[
     ("attention.LayerNorm", "attn_norm"),
     ("norm1", "attn_norm"),
     ("attention.ln", "attn_norm"),
+    ("attn_output_norm", "attn_norm"), // GGUF nomic-bert (post-norm BERT)
     ("attn_post_norm", "attn_post_norm"),
     ("post_attention_norm", "attn_post_norm"),
     ("post_attention_layernorm", "mlp_norm"),
@@ -335,6 +336,7 @@ pub const LAYER_ROLES: &[(&str, &str)] = &[
     ("pre_feedforward_layernorm", "mlp_norm"),
     ("ln_mlp", "mlp_norm"),
     ("norm2", "mlp_norm"),
+    ("layer_output_norm", "mlp_norm"), // GGUF nomic-bert
     ("post_feedforward_layernorm", "mlp_post_norm"),
     ("post_ffw_norm", "mlp_post_norm"),
     // MLP
@@ -896,6 +898,8 @@ mod tests {
             ("encoder.layer.2.attention.attn.o.weight", 2, "attn_o"),
             ("blk.7.attn_output.weight", 7, "attn_o"),
             ("blk.7.ffn_norm.weight", 7, "mlp_norm"),
+            ("blk.7.attn_output_norm.weight", 7, "attn_norm"),
+            ("blk.7.layer_output_norm.bias", 7, "mlp_norm_bias"),
             (
                 "encoder/layer_1/self_attention/linear_1/weight",
                 1,

@@ -394,6 +394,10 @@ pub struct Fingerprint {
     /// Things a reader of the fingerprint should know.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The values of small per-layer vectors (normalisation weights, biases), when asked for
+    /// (`nullprint fingerprint --vectors`); absent in fingerprints without them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vectors: Vec<crate::vectors::VectorRow>,
 }
 
 /// CSV column order.

@@ -88,6 +88,7 @@ pub mod stats;
 pub mod table;
 #[cfg(test)]
 mod testutil;
+pub mod vectors;
 
 pub use compare::{compare, CompareOptions, Comparison};
 pub use curves::{CurveOptions, Curves, RoleSel, StackChoice};

@@ -61,6 +61,7 @@ pub fn fingerprint(name: &str, rows: Vec<TensorRow>) -> Fingerprint {
         tensors: rows,
         skipped: Vec::new(),
         warnings: Vec::new(),
+        vectors: Vec::new(),
     }
 }
 

@@ -19,6 +19,7 @@ pub fn run(a: BaselinesArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(fingerprint::source::models_dir);
     let (mut written, mut missing, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+    let vectors = a.vectors.unwrap_or_default();
     for m in &index.model {
         if a.only.as_ref().is_some_and(|only| !only.contains(&m.id)) {
             continue;
@@ -35,7 +36,7 @@ pub fn run(a: BaselinesArgs) -> Result<()> {
         }
         let result = (|| -> Result<()> {
             let src = source::resolve(dir.to_str().unwrap_or_default())?;
-            let mut fp = super::fingerprint::fingerprint_source(&src, None, true)?;
+            let mut fp = super::fingerprint::fingerprint_source(&src, roles(&a), vectors, true)?;
             let got: Vec<&str> = fp
                 .model
                 .files
@@ -53,15 +54,7 @@ pub fn run(a: BaselinesArgs) -> Result<()> {
             // Provenance that does not depend on this machine's paths.
             fp.model.name = m.id.clone();
             fp.model.source = m.source.clone();
-            fp.model.command = [
-                "nullprint",
-                "baselines",
-                "--models",
-                "$NULLPRINT_MODELS",
-                "--force",
-            ]
-            .map(String::from)
-            .to_vec();
+            fp.model.command = baselines_command(&a);
             let out = PanelIndex::fingerprint_path(&a.index, &m.id);
             write_new(&out, fp.to_json().as_bytes(), a.force)?;
             eprintln!(
@@ -168,7 +161,8 @@ fn build_control(a: &BaselinesArgs, c: &Control, base: &PanelModel, dir: &Path) 
             .to_str()
             .ok_or_else(|| anyhow!("scratch path is not UTF-8"))?,
     )?;
-    let mut fp = super::fingerprint::fingerprint_source(&dsrc, None, true)?;
+    let vectors = a.vectors.unwrap_or_default();
+    let mut fp = super::fingerprint::fingerprint_source(&dsrc, roles(a), vectors, true)?;
     fp.model.name = c.id.clone();
     fp.model.source = format!(
         "derived by nullprint from {} ({}): {}, seed {}, {}",
@@ -209,4 +203,28 @@ fn build_control(a: &BaselinesArgs, c: &Control, base: &PanelModel, dir: &Path) 
         derived.bytes as f64 / 1e6
     );
     Ok(())
+}
+
+/// With `--vectors`, only the roles whose vectors are kept; else every tensor.
+fn roles(a: &BaselinesArgs) -> Option<Vec<fingerprint::Role>> {
+    a.vectors.filter(|v| v.any()).map(|v| v.roles())
+}
+
+/// The command recorded in each fingerprint: no path of this machine.
+fn baselines_command(a: &BaselinesArgs) -> Vec<String> {
+    let mut c: Vec<String> = ["nullprint", "baselines", "--models", "$NULLPRINT_MODELS"]
+        .map(String::from)
+        .to_vec();
+    if let Some(v) = a.vectors.filter(|v| v.any()) {
+        c.extend([
+            "--index".to_owned(),
+            a.index.display().to_string(),
+            "--controls".to_owned(),
+            a.controls.display().to_string(),
+            "--vectors".to_owned(),
+            v.to_string(),
+        ]);
+    }
+    c.push("--force".to_owned());
+    c
 }

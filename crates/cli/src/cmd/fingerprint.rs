@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use fingerprint::cache::Cache;
 use fingerprint::engine::{self, Options};
-use fingerprint::{remote, source, Fingerprint, Role};
+use fingerprint::{remote, source, Fingerprint, Role, VectorKinds};
 
 use crate::args::{FingerprintArgs, FingerprintFormat};
 use crate::progress;
@@ -93,6 +93,9 @@ pub fn run(mut a: FingerprintArgs) -> Result<()> {
     let mut stdout_prints = Vec::new();
     for (i, (model, target)) in a.models.iter().zip(&targets).enumerate() {
         let fp = if remote::is_remote(model) {
+            if a.vectors.is_some_and(|v| v.any()) {
+                bail!("{model}: --vectors reads local weights only");
+            }
             fingerprint_remote(model, roles.clone())?
         } else {
             let src = if a.download {
@@ -100,7 +103,13 @@ pub fn run(mut a: FingerprintArgs) -> Result<()> {
             } else {
                 source::resolve(model)?
             };
-            fingerprint_cached(&src, roles.clone(), !a.no_hash, !a.no_cache)?
+            fingerprint_cached_with(
+                &src,
+                roles.clone(),
+                a.vectors.unwrap_or_default(),
+                !a.no_hash,
+                !a.no_cache,
+            )?
         };
         let bytes = render(&fp, format, target.is_some() || i == 0)?;
         match target {
@@ -134,10 +143,24 @@ pub fn fingerprint_cached(
     hash: bool,
     use_cache: bool,
 ) -> Result<Fingerprint> {
+    fingerprint_cached_with(src, roles, VectorKinds::default(), hash, use_cache)
+}
+
+/// [`fingerprint_cached`], also keeping the `vectors` asked for (part of the cache key).
+pub fn fingerprint_cached_with(
+    src: &source::ModelSource,
+    roles: Option<Vec<Role>>,
+    vectors: VectorKinds,
+    hash: bool,
+    use_cache: bool,
+) -> Result<Fingerprint> {
     let cache = use_cache.then(Cache::default_dir).flatten().map(Cache::new);
-    let options = fingerprint::cache::options_key(&roles, hash);
+    let mut options = fingerprint::cache::options_key(&roles, hash);
+    if vectors.any() {
+        options.push_str(&format!(";vectors={vectors}"));
+    }
     let got = fingerprint::cache::through(cache.as_ref(), src, &options, || {
-        fingerprint_source(src, roles, hash)
+        fingerprint_source(src, roles, vectors, hash)
     })?;
     if let Some(e) = got.store_error {
         eprintln!("nullprint: warning: fingerprint cache: {e}");
@@ -149,6 +172,7 @@ pub fn fingerprint_cached(
 pub fn fingerprint_source(
     src: &source::ModelSource,
     roles: Option<Vec<Role>>,
+    vectors: VectorKinds,
     hash: bool,
 ) -> Result<Fingerprint> {
     let plan = engine::plan(src)?;
@@ -159,6 +183,7 @@ pub fn fingerprint_source(
         roles,
         command: super::command_line(),
         progress: Some(&tick),
+        vectors,
     };
     let fp = engine::fingerprint(src, &opts)?;
     bar.finish_and_clear();
@@ -182,6 +207,7 @@ pub fn fingerprint_remote(spec: &str, roles: Option<Vec<Role>>) -> Result<Finger
         roles,
         command: super::command_line(),
         progress: Some(&tick),
+        vectors: VectorKinds::default(),
     };
     let fp = model.fingerprint(&opts)?;
     bar.finish_and_clear();

@@ -9,6 +9,18 @@ use anyhow::Result;
 use crate::args::ReproduceArgs;
 
 pub fn run(a: ReproduceArgs) -> Result<()> {
+    // A claim about per-layer vectors (a `[vectors]` section) has its own analysis.
+    if experiment::vector_claim::is_vector_experiment(&a.experiment) {
+        let done = experiment::vector_claim::reproduce(&a.experiment)?;
+        let out = a
+            .output
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("reports").join(&done.id));
+        let written = crate::save::write_report(&out, &done.report, a.force)?;
+        eprintln!("wrote {} ({} files)", out.display(), written);
+        println!("{}", done.headline);
+        return Ok(());
+    }
     let fingerprint_model = |src: &fingerprint::source::ModelSource,
                              roles: &[fingerprint::Role]| {
         super::fingerprint::fingerprint_cached(src, Some(roles.to_vec()), true, true).map_err(|e| {

@@ -199,6 +199,7 @@ impl Remote {
                 roles: Some(default_roles()),
                 command: opts.command.clone(),
                 progress: opts.progress,
+                vectors: opts.vectors,
             };
             &defaulted
         } else {

@@ -10,6 +10,7 @@
 //! Monte-Carlo standard error.
 
 pub mod panel;
+pub mod permutation;
 pub mod published;
 pub mod surrogate;
 
