@@ -310,6 +310,13 @@ pub struct FingerprintArgs {
     /// Revision (branch, tag or commit) to download with `--download`.
     #[arg(long, requires = "download")]
     pub revision: Option<String>,
+    /// Estimate every statistic from a seeded sample of N row-aligned blocks per tensor
+    /// (each statistic then carries its standard error); local or remote.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(2..))]
+    pub sample: Option<u64>,
+    /// Seed of the --sample draw (the same seed reads the same bytes).
+    #[arg(long, requires = "sample", default_value_t = 0)]
+    pub seed: u64,
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {

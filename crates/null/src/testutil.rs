@@ -36,6 +36,7 @@ pub fn row(
             nan: 0,
             inf: 0,
         },
+        se: None,
     }
 }
 
@@ -61,6 +62,7 @@ pub fn fingerprint(name: &str, rows: Vec<TensorRow>) -> Fingerprint {
         tensors: rows,
         skipped: Vec::new(),
         warnings: Vec::new(),
+        sampling: None,
     }
 }
 
