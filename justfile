@@ -65,6 +65,8 @@ report-check name="honestagi":
 # Benchmark against numpy and gguf-py into bench/results/ (bench/README.md; BENCH_LARGE=1: +16 GB).
 bench: build
     NULLPRINT_BIN="{{nullprint}}" python3 bench/run.py
+    cargo build --release --locked -p nullprint-testkit --example loopback_hub
+    NULLPRINT_BIN="{{nullprint}}" python3 bench/remote.py
 
 # Check the memory bound: fingerprint a generated 1.4 GB sharded checkpoint, print the peaks.
 bench-memory:

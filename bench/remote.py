@@ -7,7 +7,7 @@ For each model: bytes read (from the fingerprint's provenance, headers included)
 reached against the cap. Standard library only. Results: bench/results/remote.{json,md}.
 
 Knobs: BENCH_LATENCY_MS (50), BENCH_RATE_MBPS (200, MB = 10^6 bytes), BENCH_REPEATS (3),
-NULLPRINT_BIN, NULLPRINT_MODELS. Needs release builds of both binaries:
+NULLPRINT_BIN, BENCH_HUB (the loopback_hub binary), BENCH_NAME (remote), NULLPRINT_MODELS. Needs release builds of both binaries:
     cargo build --release --locked -p nullprint
     cargo build --release --locked -p nullprint-testkit --example loopback_hub
 """
@@ -24,7 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / os.environ.get("CARGO_TARGET_DIR", "target") / "release"
 NULLPRINT = Path(os.environ.get("NULLPRINT_BIN") or TARGET / "nullprint")
-HUB = TARGET / "examples" / "loopback_hub"
+HUB = Path(os.environ.get("BENCH_HUB") or TARGET / "examples" / "loopback_hub")
+# Report file names under bench/results/ (NAME.md, NAME.json).
+NAME = os.environ.get("BENCH_NAME", "remote")
 MODELS = Path(os.environ.get("NULLPRINT_MODELS", Path.home() / ".cache" / "nullprint-models"))
 LATENCY_MS = int(os.environ.get("BENCH_LATENCY_MS", "50"))
 RATE_MBPS = int(os.environ.get("BENCH_RATE_MBPS", "200"))
@@ -54,6 +56,7 @@ def main():
         cfg = MODELS / n / "config.json"
         if cfg.is_file():
             args.append(f"/{n}/config.json={cfg}")
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     hub = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     try:
         base = hub.stdout.readline().strip()
@@ -84,19 +87,27 @@ def main():
                   file=sys.stderr)
     finally:
         hub.kill()
-    report = {"latency_ms": LATENCY_MS, "rate_mb_per_s": RATE_MBPS, "repeats": REPEATS,
+    load_after = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    machine = f"{os.cpu_count()} CPUs, {' '.join(os.uname()[2:3])}"
+    report = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "machine": machine,
+              "nullprint": str(NULLPRINT), "hub": str(HUB),
+              "load_before": load_before, "load_after": load_after,
+              "latency_ms": LATENCY_MS, "rate_mb_per_s": RATE_MBPS, "repeats": REPEATS,
               "goal_share_of_cap": GOAL, "rows": rows}
     res = ROOT / "bench" / "results"
     res.mkdir(parents=True, exist_ok=True)
-    (res / "remote.json").write_text(json.dumps(report, indent=2) + "\n")
+    (res / f"{NAME}.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [f"# Remote reads over the loopback hub ({LATENCY_MS} ms latency, {RATE_MBPS} MB/s cap)",
+             "", f"{report['date']}; {machine}; load average (1, 5, 15 min) {load_before} before, "
+             f"{load_after} after; binaries {NULLPRINT.relative_to(ROOT) if NULLPRINT.is_relative_to(ROOT) else NULLPRINT}, "
+             f"{HUB.relative_to(ROOT) if HUB.is_relative_to(ROOT) else HUB}.",
              "", "| model | file size | bytes read | time (median) | throughput | share of cap |",
              "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['size'] / 1e6:.1f} MB | {r['bytes_read'] / 1e6:.1f} MB "
                      f"| {r['seconds']:.2f} s | {r['mb_per_s']:.0f} MB/s "
                      f"| {100 * r['share_of_cap']:.0f}% (goal {100 * GOAL:.0f}%) |")
-    (res / "remote.md").write_text("\n".join(lines) + "\n")
+    (res / f"{NAME}.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

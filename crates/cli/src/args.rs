@@ -43,10 +43,40 @@ pub enum Command {
     Trace(TraceArgs),
     /// Check that every null's p-values are uniform on simulated unrelated curves.
     Calibrate(CalibrateArgs),
+    /// Panels of hosted checkpoints: `panel build MANIFEST -o DIR`.
+    #[command(subcommand)]
+    Panel(PanelCommand),
     /// Print a shell completion script, e.g. `source <(nullprint completions bash)`.
     Completions(CompletionsArgs),
     /// Print the man page, or write one page per subcommand into a directory.
     Man(ManArgs),
+}
+
+/// `nullprint panel ...`.
+#[derive(Debug, Subcommand)]
+pub enum PanelCommand {
+    /// Fingerprint a manifest's checkpoints where they are hosted into a panel directory
+    /// (resumable; `--shard I/N` for array jobs; the directory works with every null).
+    Build(PanelBuildArgs),
+}
+
+/// `nullprint panel build`.
+#[derive(Debug, clap::Args)]
+pub struct PanelBuildArgs {
+    /// The manifest, e.g. panels/open-llms.toml.
+    pub manifest: PathBuf,
+    /// The panel directory (created if absent; a second run skips what is done).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Build only shard I of N (0-based): every N-th entry from the I-th.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
+    /// Estimate from a seeded sample of N blocks per tensor (see `fingerprint --sample`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(2..))]
+    pub sample: Option<u64>,
+    /// Seed of the --sample draw.
+    #[arg(long, requires = "sample", default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// `nullprint completions`.
@@ -331,6 +361,13 @@ pub struct FingerprintArgs {
     /// Revision (branch, tag or commit) to download with `--download`.
     #[arg(long, requires = "download")]
     pub revision: Option<String>,
+    /// Estimate every statistic from a seeded sample of N row-aligned blocks per tensor
+    /// (each statistic then carries its standard error); local or remote.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(2..))]
+    pub sample: Option<u64>,
+    /// Seed of the --sample draw (the same seed reads the same bytes).
+    #[arg(long, requires = "sample", default_value_t = 0)]
+    pub seed: u64,
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::format::{self, TensorInfo, TensorReader, Values};
 use crate::hash::Hashing;
 use crate::roles::{self, Assignment, MapContext, Role};
+use crate::sample::{self, Sampling};
 use crate::schema::{FileInfo, Fingerprint, ModelInfo, Skipped, TensorRow, SCHEMA, SCHEMA_VERSION};
 use crate::source::ModelSource;
 use crate::stats::Accumulator;
@@ -239,10 +240,22 @@ pub fn fingerprint_with(
     opts: &Options<'_>,
     files: &dyn Files,
 ) -> Result<Fingerprint> {
+    fingerprint_sampled_with(src, opts, files, None)
+}
+
+/// [`fingerprint_with`], estimating every statistic from a seeded sample of each role slice
+/// when `sample` is given ([`crate::sample`]): the rows then carry standard errors and the
+/// fingerprint says how it was sampled.
+pub fn fingerprint_sampled_with(
+    src: &ModelSource,
+    opts: &Options<'_>,
+    files: &dyn Files,
+    sample: Option<&Sampling>,
+) -> Result<Fingerprint> {
     let overlap = opts.hash && files.local();
     std::thread::scope(|scope| {
         let hashing = overlap.then(|| Hashing::start(scope, &src.files));
-        let stats = statistics(src, opts, files, opts.hash && !overlap);
+        let stats = statistics(src, opts, files, opts.hash && !overlap, sample);
         let hashes = hashing.map(Hashing::finish).transpose()?;
         let mut fp = stats?;
         if let Some(hashes) = hashes {
@@ -261,6 +274,7 @@ fn statistics(
     opts: &Options<'_>,
     files: &dyn Files,
     hash_in_info: bool,
+    sample: Option<&Sampling>,
 ) -> Result<Fingerprint> {
     let plan = plan_with(src, files)?;
     let mut rows: Vec<TensorRow> = Vec::new();
@@ -300,15 +314,29 @@ fn statistics(
             }
             jobs.extend(chosen.into_iter().map(|a| (t, a)));
         }
-        let work: Vec<(usize, usize, Range<u64>)> = jobs
-            .iter()
-            .enumerate()
-            .flat_map(|(j, (t, a))| {
+        // With sampling, a slice with more clusters than the sample size is read in its
+        // drawn clusters, one work unit each (`population` records how many it had).
+        let mut population: Vec<Option<u64>> = vec![None; jobs.len()];
+        let mut work: Vec<(usize, usize, Range<u64>)> = Vec::new();
+        for (j, (t, a)) in jobs.iter().enumerate() {
+            if let Some(s) = sample {
+                let all = sample::clusters(&a.ranges, sample::cluster_len(t.info.block));
+                if all.len() as u64 > s.blocks {
+                    let first = a.ranges.first().map_or(0, |r| r.start);
+                    let key = format!("{}/{}/{first}", t.info.name, a.key.role);
+                    population[j] = Some(all.len() as u64);
+                    for i in sample::select(s.seed, &key, all.len() as u64, s.blocks) {
+                        work.push((j, t.index, all[i as usize].clone()));
+                    }
+                    continue;
+                }
+            }
+            work.extend(
                 units(&a.ranges, t.info.block)
                     .into_iter()
-                    .map(move |u| (j, t.index, u))
-            })
-            .collect();
+                    .map(|u| (j, t.index, u)),
+            );
+        }
         let reader_ref = &*reader;
         // A reader that fetches over the network bounds the bytes of a batch; local readers
         // take all the work as one batch.
@@ -343,8 +371,13 @@ fn statistics(
             partial.extend(done);
         }
         let mut accs = vec![Accumulator::new(); jobs.len()];
+        let mut drawn: Vec<Vec<Accumulator>> = vec![Vec::new(); jobs.len()];
         for (j, acc) in &partial {
-            accs[*j].merge(acc);
+            if population[*j].is_some() {
+                drawn[*j].push(*acc);
+            } else {
+                accs[*j].merge(acc);
+            }
         }
         for (t, a) in &jobs {
             if opts.vectors.keeps(&a.key.role)
@@ -368,7 +401,32 @@ fn statistics(
                 ));
             }
         }
-        for ((t, a), acc) in jobs.iter().zip(accs) {
+        for (j, ((t, a), acc)) in jobs.iter().zip(accs).enumerate() {
+            let numel = a.ranges.iter().map(|r| r.end - r.start).sum();
+            let (stats, se) = match (population[j], sample) {
+                (Some(m), _) => {
+                    let (stats, se) = sample::estimate(&drawn[j], m, numel);
+                    (stats, Some(se))
+                }
+                // A slice with no more clusters than the sample is read whole: errors 0.
+                (None, Some(_)) => {
+                    let stats = acc.finish();
+                    let zero = stats.mean.map(|_| 0.0);
+                    let c =
+                        sample::clusters(&a.ranges, sample::cluster_len(t.info.block)).len() as u64;
+                    let se = sample::StatErrors {
+                        clusters: c,
+                        population: c,
+                        elements: numel,
+                        mean: zero,
+                        std: zero,
+                        abs_mean: zero,
+                        l2: zero,
+                    };
+                    (stats, Some(se))
+                }
+                (None, None) => (acc.finish(), None),
+            };
             rows.push(TensorRow {
                 stack: a.key.stack,
                 layer: a.key.layer,
@@ -376,7 +434,8 @@ fn statistics(
                 expert: a.key.expert,
                 tensor: t.info.name.clone(),
                 dtype: t.info.dtype.to_string(),
-                stats: acc.finish(),
+                stats,
+                se,
             });
         }
         drop(reader);
@@ -441,6 +500,11 @@ fn statistics(
         skipped,
         warnings,
         vectors,
+        sampling: sample.map(|s| sample::SampleInfo {
+            blocks: s.blocks,
+            seed: s.seed,
+            estimator: sample::ESTIMATOR.into(),
+        }),
     })
 }
 
@@ -472,11 +536,31 @@ fn file_info(path: &Path, root: &Path, hash: bool) -> Result<FileInfo> {
 
 /// Total elements a fingerprint with these options will read (for progress bars).
 pub fn planned_elements(plan: &Plan, roles: &Option<Vec<Role>>) -> u64 {
+    planned_sampled_elements(plan, roles, None)
+}
+
+/// [`planned_elements`] of a fingerprint sampled with `sample`.
+pub fn planned_sampled_elements(
+    plan: &Plan,
+    roles: &Option<Vec<Role>>,
+    sample: Option<&Sampling>,
+) -> u64 {
     plan.tensors
         .iter()
-        .flat_map(|t| t.assignments.iter())
-        .filter(|a| wanted(&a.key.role, roles))
-        .map(|a| a.ranges.iter().map(|r| r.end - r.start).sum::<u64>())
+        .flat_map(|t| t.assignments.iter().map(move |a| (t, a)))
+        .filter(|(_, a)| wanted(&a.key.role, roles))
+        .map(|(t, a)| {
+            let numel = a.ranges.iter().map(|r| r.end - r.start).sum::<u64>();
+            let Some(s) = sample else { return numel };
+            let len = sample::cluster_len(t.info.block);
+            let c = sample::clusters(&a.ranges, len);
+            if c.len() as u64 > s.blocks {
+                // The drawn clusters are full length except perhaps the last of a range.
+                numel.min(s.blocks.saturating_mul(len))
+            } else {
+                numel
+            }
+        })
         .sum()
 }
 

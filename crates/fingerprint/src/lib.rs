@@ -20,6 +20,7 @@ pub mod hub;
 #[cfg(feature = "remote")]
 pub mod remote;
 pub mod roles;
+pub mod sample;
 pub mod schema;
 pub mod source;
 pub mod stats;

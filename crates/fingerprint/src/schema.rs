@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::ConfigSummary;
 use crate::format::Format;
 use crate::roles::{Expert, Role, Stack};
+use crate::sample::{SampleInfo, StatErrors};
 use crate::stats::TensorStats;
 
 /// Schema name written into every fingerprint.
@@ -132,6 +133,10 @@ pub struct TensorRow {
     /// The statistics.
     #[serde(flatten)]
     pub stats: TensorStats,
+    /// Standard errors, when the statistics were estimated from a sample
+    /// ([`crate::sample`]); absent when every element was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub se: Option<StatErrors>,
 }
 
 /// The JSON form of a [`TensorRow`], statistics inline (see there).
@@ -155,6 +160,8 @@ struct RawRow {
     l2: Option<f64>,
     nan: u64,
     inf: u64,
+    #[serde(default)]
+    se: Option<StatErrors>,
 }
 
 impl From<RawRow> for TensorRow {
@@ -177,6 +184,7 @@ impl From<RawRow> for TensorRow {
                 nan: r.nan,
                 inf: r.inf,
             },
+            se: r.se,
         }
     }
 }
@@ -206,6 +214,9 @@ pub struct StdRow {
     pub nan: u64,
     /// Number of ±Inf values.
     pub inf: u64,
+    /// Standard errors of a sampled row (absent when exact).
+    #[serde(default)]
+    pub se: Option<StatErrors>,
 }
 
 impl StdRow {
@@ -398,6 +409,10 @@ pub struct Fingerprint {
     /// (`nullprint fingerprint --vectors`); absent in fingerprints without them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vectors: Vec<crate::vectors::VectorRow>,
+    /// Present when the statistics were estimated from a seeded sample of each tensor
+    /// (`--sample N`); every row then carries its standard errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<SampleInfo>,
 }
 
 /// CSV column order.

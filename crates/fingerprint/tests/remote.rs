@@ -551,3 +551,64 @@ fn hub_errors_name_the_repository() {
         .to_string();
     assert!(e.contains("no top-level"), "{e}");
 }
+
+/// `--sample N` over the hub: the same seed reads the same byte ranges, the estimates equal a
+/// local sampled fingerprint bit for bit, and far fewer bytes are read than for the exact one.
+#[test]
+fn a_sampled_remote_fingerprint_reads_the_same_ranges_for_a_seed() {
+    let Some(path) = testkit::real_model(
+        "a_sampled_remote_fingerprint_reads_the_same_ranges_for_a_seed",
+        "qwen2.5-coder-0.5b-instruct-awq",
+        "model.gguf",
+    ) else {
+        return;
+    };
+    let hub = Server::start();
+    hub.repo(
+        "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF",
+        COMMIT,
+        &[("model.gguf", path.clone())],
+    );
+    let sample = |seed| fingerprint::sample::Sampling { blocks: 16, seed };
+    let run = |seed| {
+        let config = HttpConfig {
+            coalesce_gap: fingerprint::remote::SAMPLED_COALESCE_GAP,
+            ..fast()
+        };
+        let r = Remote::resolve(
+            "hf://Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF",
+            client(&hub, config),
+        )
+        .unwrap();
+        let fp = r.fingerprint_sampled(&opts(), Some(&sample(seed))).unwrap();
+        (r.bytes(), fp)
+    };
+    let ((size, read), a) = run(5);
+    let (_, b) = run(5);
+    let (_, c) = run(6);
+    let ranges = |fp: &Fingerprint| fp.model.files[0].remote.clone().unwrap().ranges;
+    assert_eq!(ranges(&a), ranges(&b));
+    assert_ne!(ranges(&a), ranges(&c));
+    assert_eq!(a.tensors, b.tensors);
+    let src = source::resolve(path.to_str().unwrap()).unwrap();
+    let local =
+        engine::fingerprint_sampled_with(&src, &opts(), &engine::LocalFiles, Some(&sample(5)))
+            .unwrap();
+    assert_eq!(a.tensors, local.tensors);
+    assert!(a.sampling.is_some() && a.tensors.iter().all(|r| r.se.is_some()));
+    let exact = Remote::resolve(
+        "hf://Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF",
+        client(&hub, fast()),
+    )
+    .unwrap();
+    exact.fingerprint(&Options::default()).unwrap();
+    let (_, exact_read) = exact.bytes();
+    eprintln!("sampled read {read} of {size} bytes; exact read {exact_read}");
+    // Past the header (the same for both): 16 clusters of 8 Q5_0/Q8_0 blocks per slice,
+    // merged with neighbours closer than SAMPLED_COALESCE_GAP.
+    let head = a.model.files[0].remote.as_ref().unwrap().ranges[0][1];
+    assert!(
+        (read - head) * 4 < exact_read - head,
+        "{read} vs {exact_read}, header {head}"
+    );
+}

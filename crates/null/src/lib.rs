@@ -83,6 +83,7 @@ pub mod published_panel;
 pub mod pvalue;
 pub mod rng;
 pub mod roc;
+pub mod sampling;
 pub mod sim;
 pub mod stats;
 pub mod table;

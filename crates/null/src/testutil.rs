@@ -36,6 +36,7 @@ pub fn row(
             nan: 0,
             inf: 0,
         },
+        se: None,
     }
 }
 
@@ -62,6 +63,7 @@ pub fn fingerprint(name: &str, rows: Vec<TensorRow>) -> Fingerprint {
         skipped: Vec::new(),
         warnings: Vec::new(),
         vectors: Vec::new(),
+        sampling: None,
     }
 }
 

@@ -70,6 +70,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
             table,
         }),
     )?;
+    sampling_note(&fa, &fb, &opts, measure, a.seed)?;
     let mut out = std::io::stdout().lock();
     match a.format {
         TextOrJson::Json => writeln!(out, "{}", serde_json::to_string_pretty(&cmp)?)?,
@@ -172,6 +173,33 @@ fn write_null<'a>(
         }
         seen.push(note);
         writeln!(out, "       note: {note}")?;
+    }
+    Ok(())
+}
+
+/// When either fingerprint was sampled (`--sample N`), say on stderr how far its sampling error
+/// moves the curves and the score, and whether that is negligible.
+fn sampling_note(
+    fa: &fingerprint::Fingerprint,
+    fb: &fingerprint::Fingerprint,
+    opts: &null::curves::CurveOptions,
+    measure: null::measure::Measure,
+    seed: u64,
+) -> Result<()> {
+    use null::sampling::{sampling_effect, NEGLIGIBLE_SHARE};
+    if let Some(e) = sampling_effect(fa, fb, opts, &MeasureOptions::new(measure), seed)? {
+        eprintln!(
+            "nullprint: sampled fingerprints ({}): the curves move by {:.1}% of their spread over layers \
+             ({}; negligible below {:.0}%), the score by ±{:.2e} (SD over {} Monte-Carlo draws of the \
+             sampling error, seed {})",
+            e.sampled.join(", "),
+            100.0 * e.curve_share,
+            if e.negligible { "negligible" } else { "NOT negligible" },
+            100.0 * NEGLIGIBLE_SHARE,
+            e.score_se,
+            e.draws,
+            e.seed
+        );
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use fingerprint::cache::Cache;
 use fingerprint::engine::{self, Options};
+use fingerprint::sample::Sampling;
 use fingerprint::{remote, source, Fingerprint, Role, VectorKinds};
 
 use crate::args::{FingerprintArgs, FingerprintFormat};
@@ -90,26 +91,37 @@ pub fn run(mut a: FingerprintArgs) -> Result<()> {
             bail!("{} exists; pass --force to overwrite it", t.display());
         }
     }
+    if a.sample.is_some() && a.vectors.is_some_and(|v| v.any()) {
+        bail!("--vectors keeps whole vectors and cannot be combined with --sample");
+    }
+    let sample = a.sample.map(|blocks| Sampling {
+        blocks,
+        seed: a.seed,
+    });
     let mut stdout_prints = Vec::new();
     for (i, (model, target)) in a.models.iter().zip(&targets).enumerate() {
         let fp = if remote::is_remote(model) {
             if a.vectors.is_some_and(|v| v.any()) {
                 bail!("{model}: --vectors reads local weights only");
             }
-            fingerprint_remote(model, roles.clone())?
+            fingerprint_remote(model, roles.clone(), sample.as_ref())?
         } else {
             let src = if a.download {
                 download(model, a.revision.as_deref())?
             } else {
                 source::resolve(model)?
             };
-            fingerprint_cached_with(
-                &src,
-                roles.clone(),
-                a.vectors.unwrap_or_default(),
-                !a.no_hash,
-                !a.no_cache,
-            )?
+            match &sample {
+                // A sample is cheap to redo, and the cache keys exact fingerprints only.
+                Some(s) => fingerprint_sampled(&src, roles.clone(), !a.no_hash, s)?,
+                None => fingerprint_cached_with(
+                    &src,
+                    roles.clone(),
+                    a.vectors.unwrap_or_default(),
+                    !a.no_hash,
+                    !a.no_cache,
+                )?,
+            }
         };
         let bytes = render(&fp, format, target.is_some() || i == 0)?;
         match target {
@@ -193,14 +205,53 @@ pub fn fingerprint_source(
     Ok(fp)
 }
 
+/// Fingerprint one resolved local model from a seeded sample of each tensor.
+pub fn fingerprint_sampled(
+    src: &source::ModelSource,
+    roles: Option<Vec<Role>>,
+    hash: bool,
+    sample: &Sampling,
+) -> Result<Fingerprint> {
+    let plan = engine::plan(src)?;
+    let bar = progress::elements_bar(
+        engine::planned_sampled_elements(&plan, &roles, Some(sample)),
+        &src.name,
+    );
+    let tick = |n: u64| bar.inc(n);
+    let opts = Options {
+        hash,
+        roles,
+        command: super::command_line(),
+        progress: Some(&tick),
+        vectors: VectorKinds::default(),
+    };
+    let fp = engine::fingerprint_sampled_with(src, &opts, &engine::LocalFiles, Some(sample))?;
+    bar.finish_and_clear();
+    for w in &fp.warnings {
+        eprintln!("nullprint: warning: {}: {w}", fp.model.name);
+    }
+    Ok(fp)
+}
+
 /// Fingerprint a model where it is hosted (`https://…`, `hf://…`), reading only the tensors of
 /// `roles` (the attention projections by default) in HTTP ranges.
-pub fn fingerprint_remote(spec: &str, roles: Option<Vec<Role>>) -> Result<Fingerprint> {
-    let client = remote::Client::from_env(remote::HttpConfig::default())?;
+pub fn fingerprint_remote(
+    spec: &str,
+    roles: Option<Vec<Role>>,
+    sample: Option<&Sampling>,
+) -> Result<Fingerprint> {
+    let mut config = remote::HttpConfig::default();
+    if sample.is_some() {
+        config.coalesce_gap = remote::SAMPLED_COALESCE_GAP;
+    }
+    let client = remote::Client::from_env(config)?;
     let model = remote::Remote::resolve(spec, client)?;
     let roles = roles.or_else(|| Some(remote::default_roles()));
     let plan = model.plan()?;
-    let bar = progress::elements_bar(engine::planned_elements(&plan, &roles), &model.source.name);
+    let bar = progress::elements_bar(
+        engine::planned_sampled_elements(&plan, &roles, sample),
+        &model.source.name,
+    );
     let tick = |n: u64| bar.inc(n);
     let opts = Options {
         hash: false,
@@ -209,7 +260,7 @@ pub fn fingerprint_remote(spec: &str, roles: Option<Vec<Role>>) -> Result<Finger
         progress: Some(&tick),
         vectors: VectorKinds::default(),
     };
-    let fp = model.fingerprint(&opts)?;
+    let fp = model.fingerprint_sampled(&opts, sample)?;
     bar.finish_and_clear();
     let (size, read) = model.bytes();
     eprintln!(

@@ -14,6 +14,7 @@ mod fingerprint;
 mod man;
 mod matrix;
 mod nulltest;
+mod panel;
 mod reproduce;
 mod roles;
 mod trace;
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Matrix(a) => matrix::run(a),
         Command::Trace(a) => trace::run(a),
         Command::Calibrate(a) => calibrate::run(a),
+        Command::Panel(c) => panel::run(c),
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => man::run(a),
     }

@@ -19,6 +19,7 @@ pub fn run(a: NullArgs) -> Result<()> {
         (Some(dir), None) => {
             let opts = curve_options(&a.curve.roles, a.curve.ddof, &a.curve.stack)?;
             let (curves, labels) = load_panel(dir, a.labels.as_deref(), &opts)?;
+            panel_sampling_note(dir, &opts)?;
             let m: Measure = a.curve.measure.parse()?;
             PairTable::from_curves(&curves, &labels, m)?
         }
@@ -109,6 +110,38 @@ pub fn run(a: NullArgs) -> Result<()> {
                 writeln!(out, "  note: {note}")?;
             }
         }
+    }
+    Ok(())
+}
+
+/// When panel fingerprints were sampled (`panel build --sample N`), say on stderr how far
+/// their sampling error moves their curves against the curves' own spread.
+fn panel_sampling_note(dir: &std::path::Path, opts: &null::curves::CurveOptions) -> Result<()> {
+    use null::sampling::{panel_member_shift, DRAWS, NEGLIGIBLE_SHARE};
+    let mut shifts = Vec::new();
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let p = entry.path();
+        if p.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(&p) else {
+            continue;
+        };
+        let Ok(fp) = fingerprint::Fingerprint::from_json_slice(&bytes) else {
+            continue;
+        };
+        if let Some(s) = panel_member_shift(&fp, opts, 0)? {
+            shifts.push((s, fp.model.name.clone()));
+        }
+    }
+    if let Some((worst, name)) = shifts.iter().max_by(|a, b| a.0.total_cmp(&b.0)) {
+        eprintln!(
+            "nullprint: {} sampled panel fingerprints: their curves move by at most {:.1}% of their spread over layers ({name}; {}; negligible below {:.0}%; {DRAWS} Monte-Carlo draws of the sampling error, seed 0)",
+            shifts.len(),
+            100.0 * worst,
+            if *worst < NEGLIGIBLE_SHARE { "negligible" } else { "NOT negligible: the null's spread includes sampling error" },
+            100.0 * NEGLIGIBLE_SHARE
+        );
     }
     Ok(())
 }

@@ -36,6 +36,12 @@ use crate::source::{self, ModelSource, ShardIndex, MAX_INDEX_BYTES};
 /// Largest model-info listing accepted (a repository with tens of thousands of files).
 pub const MAX_INFO_BYTES: u64 = 32 << 20;
 
+/// Largest gap between two sampled clusters read in one request (`--sample`): a sample is
+/// meant to read few bytes, so neighbouring clusters share a request only when the bytes in
+/// between cost less than about a round trip's worth on a slow link (16 KB at 50 ms and
+/// 2.5 Mbit/s), not the exact reads' [`HttpConfig::coalesce_gap`].
+pub const SAMPLED_COALESCE_GAP: u64 = 16 << 10;
+
 /// What a remote model argument names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Spec {
@@ -192,6 +198,16 @@ impl Remote {
     /// Fingerprint the model: only the tensors of `opts.roles` are fetched
     /// ([`default_roles`] when `None`).
     pub fn fingerprint(&self, opts: &Options<'_>) -> Result<Fingerprint> {
+        self.fingerprint_sampled(opts, None)
+    }
+
+    /// [`Remote::fingerprint`], reading only a seeded sample of each slice when `sample` is
+    /// given ([`crate::sample`]).
+    pub fn fingerprint_sampled(
+        &self,
+        opts: &Options<'_>,
+        sample: Option<&crate::sample::Sampling>,
+    ) -> Result<Fingerprint> {
         let defaulted;
         let opts = if opts.roles.is_none() {
             defaulted = Options {
@@ -205,7 +221,7 @@ impl Remote {
         } else {
             opts
         };
-        engine::fingerprint_with(&self.source, opts, &self.files)
+        engine::fingerprint_sampled_with(&self.source, opts, &self.files, sample)
     }
 
     /// Total bytes of the weight files and bytes read from them so far.
