@@ -877,7 +877,55 @@ fn verdict(exp: &VectorExperiment, pairs: &[PairRole]) -> rm::Verdict {
         }
         None => String::new(),
     };
+    let answer = format!(
+        "Cannot tell: the weights of {} and {} are not on this machine, and the published {} \
+         of {} is what real unrelated models of equal width reach here ({}), so its level \
+         decides nothing either way.",
+        exp.claim.model_a,
+        exp.claim.model_b,
+        claim_m.describe(),
+        exp.claim.value,
+        fmt_range(u_means),
+    );
+    let mut findings = vec![
+        crate::verdict::finding(
+            format!(
+                "Unrelated pairs of equal width: same-layer {} {} (single layers {}); \
+                 permutation p {}, so none is evidence of shared weights.",
+                claim_m.describe(),
+                fmt_range(u_means),
+                fmt_range(u_layers),
+                fmt_p_range(u_raw_p),
+            ),
+            "table-pairs",
+            "pairs table",
+        ),
+        crate::verdict::finding(
+            format!(
+                "The claim's sigma arithmetic gives these unrelated pairs {} sigma.",
+                match u_sigma {
+                    Some((lo, hi)) => format!("{lo:.1} to {hi:.1}"),
+                    None => "no".into(),
+                }
+            ),
+            "table-claim-sigma",
+            "sigma table",
+        ),
+    ];
+    if let Some(c) = centred {
+        findings.push(crate::verdict::finding(
+            format!(
+                "The centred cosine separates related pairs ({}) from unrelated ones ({}).",
+                fmt_range(range(related.iter().map(|p| result_of(p, c).mean))),
+                fmt_range(range(unrelated.iter().map(|p| result_of(p, c).mean))),
+            ),
+            "table-pairs",
+            "pairs table",
+        ));
+    }
     rm::Verdict {
+        answer,
+        findings,
         claimed: format!(
             "{} vs {}: same-layer {} of normalisation weights {}, against a within-model \
              baseline of different layers{}; concluded: {}",

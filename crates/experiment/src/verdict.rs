@@ -398,7 +398,7 @@ pub fn findings(a: &Analysis) -> Vec<rm::Finding> {
     out
 }
 
-fn finding(text: String, anchor: &str, label: &str) -> rm::Finding {
+pub(crate) fn finding(text: String, anchor: &str, label: &str) -> rm::Finding {
     rm::Finding {
         text,
         anchor: Some(anchor.to_owned()),
