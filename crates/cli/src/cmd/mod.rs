@@ -11,6 +11,7 @@ mod compare;
 mod completions;
 mod derive;
 mod fingerprint;
+mod lab;
 mod man;
 mod matrix;
 mod nulltest;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Calibrate(a) => calibrate::run(a),
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => man::run(a),
+        Command::Lab(a) => lab::run(a),
     }
 }
 
