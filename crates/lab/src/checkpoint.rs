@@ -10,7 +10,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use crate::config::ModelConfig;
 use crate::data::sha256_hex;
 use crate::error::{io, Error, Result};
-use crate::model::Model;
+use crate::model::{Model, Values};
 
 /// The weights file of a checkpoint directory.
 pub const WEIGHTS: &str = "model.safetensors";
@@ -38,9 +38,7 @@ pub fn save(dir: &Path, model: &Model, replace: bool) -> Result<String> {
 }
 
 /// The safetensors bytes of `values` (little-endian F32).
-pub fn encode(
-    values: &BTreeMap<String, (Vec<usize>, Vec<f32>)>,
-) -> std::result::Result<Vec<u8>, String> {
+pub fn encode(values: &Values) -> std::result::Result<Vec<u8>, String> {
     let raw: Vec<(&String, &Vec<usize>, Vec<u8>)> = values
         .iter()
         .map(|(n, (shape, v))| (n, shape, v.iter().flat_map(|x| x.to_le_bytes()).collect()))

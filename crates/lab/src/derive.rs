@@ -3,16 +3,13 @@
 //! (the controls crate's `insert` layer map: the block of layers ending at the middle layer is
 //! duplicated after itself). No noise is added; training is what moves the copies apart.
 
-use std::collections::BTreeMap;
-
 use controls::Recipe;
 
 use crate::config::{Experts, ModelConfig};
 use crate::error::{Error, Result};
 use crate::model::init_values;
 
-/// Tensor values by name: (shape, row-major f32).
-pub type Values = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+pub use crate::model::Values;
 
 /// Dense → MoE: each layer's MLP becomes `experts.count` copies; the router of layer `l` is
 /// drawn from N(0, init_std) with `seed` (stream `l`).

@@ -13,7 +13,7 @@ pub enum Error {
         context: String,
         /// The candle error.
         #[source]
-        source: candle_core::Error,
+        source: Box<candle_core::Error>,
     },
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
@@ -75,11 +75,17 @@ pub enum Error {
         path: PathBuf,
         /// The analysis error.
         #[source]
-        source: null::Error,
+        source: Box<null::Error>,
     },
     /// Fingerprinting a checkpoint failed.
     #[error(transparent)]
-    Fingerprint(#[from] fingerprint::Error),
+    Fingerprint(Box<fingerprint::Error>),
+}
+
+impl From<fingerprint::Error> for Error {
+    fn from(e: fingerprint::Error) -> Self {
+        Error::Fingerprint(Box::new(e))
+    }
 }
 
 /// The lab's result type.
@@ -95,7 +101,7 @@ impl<T> Context<T> for candle_core::Result<T> {
     fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|source| Error::Candle {
             context: context(),
-            source,
+            source: Box::new(source),
         })
     }
 }

@@ -14,6 +14,9 @@ use rand_distr::{Distribution, Normal};
 use crate::config::{is_norm, tensor_shapes, ModelConfig, VOCAB};
 use crate::error::{Context, Error, Result};
 
+/// Tensor values by name: (shape, row-major f32).
+pub type Values = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
 /// A model: its configuration and its parameters.
 pub struct Model {
     /// The architecture.
@@ -63,11 +66,7 @@ impl Model {
     }
 
     /// A model from explicit values; every tensor of the layout must be present with its shape.
-    pub fn from_values(
-        config: ModelConfig,
-        mut values: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
-        device: &Device,
-    ) -> Result<Self> {
+    pub fn from_values(config: ModelConfig, mut values: Values, device: &Device) -> Result<Self> {
         let mut params = BTreeMap::new();
         for (name, shape) in tensor_shapes(&config) {
             let (got, v) = values.remove(&name).ok_or_else(|| Error::Checkpoint {
@@ -111,7 +110,7 @@ impl Model {
     }
 
     /// Every parameter's values (name → (shape, row-major f32)).
-    pub fn values(&self) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>> {
+    pub fn values(&self) -> Result<Values> {
         self.params
             .iter()
             .map(|(n, v)| {

@@ -292,7 +292,7 @@ fn expand(path: &Path, spec: LabFile) -> Result<Lab> {
     if o.steps == 0 || o.batch == 0 {
         return Err(err("optim.steps", "steps and batch must be >= 1".into()));
     }
-    if !pos(o.lr) || !(o.min_lr.is_finite() && o.min_lr >= 0.0 && o.min_lr <= o.lr) {
+    if !(pos(o.lr) && o.min_lr.is_finite() && o.min_lr >= 0.0 && o.min_lr <= o.lr) {
         return Err(err(
             "optim.lr",
             format!(
@@ -310,7 +310,7 @@ fn expand(path: &Path, spec: LabFile) -> Result<Lab> {
     if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) {
         return Err(err("optim.beta1", "betas must be in [0, 1)".into()));
     }
-    if !pos(o.clip) || !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
+    if !(pos(o.clip) && o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
         return Err(err(
             "optim.clip",
             "clip must be > 0 and weight_decay >= 0".into(),

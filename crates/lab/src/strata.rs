@@ -105,7 +105,7 @@ pub fn load(
         })?;
         let fp_path = dir.join(format!("{}.json", r.model));
         let fp_text = std::fs::read_to_string(&fp_path).map_err(io(&fp_path))?;
-        let fp = fingerprint::Fingerprint::from_json(&fp_text).map_err(Error::Fingerprint)?;
+        let fp = fingerprint::Fingerprint::from_json(&fp_text).map_err(Error::from)?;
         let c = Curves::from_fingerprint(&fp, curves).map_err(|e| bad(&fp_path, e))?;
         records.insert(r.model.clone(), (r, c, fp_path));
     }
@@ -192,6 +192,6 @@ pub fn load(
 fn bad(path: &Path, source: null::Error) -> Error {
     Error::Analysis {
         path: path.to_path_buf(),
-        source,
+        source: Box::new(source),
     }
 }

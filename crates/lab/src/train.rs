@@ -67,6 +67,9 @@ impl Optim {
     }
 }
 
+/// Called with (step, model, losses so far) at each snapshot step.
+pub type Snapshot<'a> = dyn FnMut(usize, &Model, &[f32]) -> Result<()> + 'a;
+
 /// One step's progress, for a progress bar.
 #[derive(Clone, Copy, Debug)]
 pub struct Step {
@@ -90,7 +93,7 @@ pub fn train(
     optim: &Optim,
     snapshots: &[usize],
     on_step: &mut dyn FnMut(Step),
-    snapshot: &mut dyn FnMut(usize, &Model, &[f32]) -> Result<()>,
+    snapshot: &mut Snapshot<'_>,
 ) -> Result<Vec<f32>> {
     let device = model
         .params
