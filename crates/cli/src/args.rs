@@ -50,6 +50,43 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page, or write one page per subcommand into a directory.
     Man(ManArgs),
+    /// The seed lab: train small decoders (same recipe, other seeds; derived then trained).
+    Lab(LabArgs),
+}
+
+/// `nullprint lab`.
+#[derive(Debug, clap::Args)]
+pub struct LabArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: LabAction,
+}
+
+/// `nullprint lab` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LabAction {
+    /// Train the missing models of a lab file and fingerprint them into baselines/lab/NAME/.
+    Run(LabRunArgs),
+}
+
+/// `nullprint lab run`.
+#[derive(Debug, clap::Args)]
+pub struct LabRunArgs {
+    /// The lab file (labs/NAME.toml).
+    pub lab: PathBuf,
+    /// Models directory: the corpus is read from it, checkpoints go to MODELS/lab/NAME/.
+    #[arg(long, env = "NULLPRINT_MODELS")]
+    pub models: Option<PathBuf>,
+    /// Where fingerprints and training records go [default: baselines/lab/NAME].
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Training threads (candle CPU). Part of the recipe: checkpoints are bit-identical for
+    /// one recipe, seed and thread count.
+    #[arg(long, default_value_t = 1)]
+    pub train_threads: usize,
+    /// Fingerprint every checkpoint again, not only new ones.
+    #[arg(long)]
+    pub refingerprint: bool,
 }
 
 /// `nullprint panel ...`.

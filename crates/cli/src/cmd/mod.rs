@@ -11,6 +11,7 @@ mod compare;
 mod completions;
 mod derive;
 mod fingerprint;
+mod lab;
 mod man;
 mod matrix;
 mod nulltest;
@@ -35,6 +36,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Panel(c) => panel::run(c),
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => man::run(a),
+        Command::Lab(a) => lab::run(a),
     }
 }
 
