@@ -1,6 +1,7 @@
 //! Time training steps of one lab model: `speed LAYERS HIDDEN BATCH SEQ STEPS`.
 use lab::data::Batches;
-use lab::train::{train, Optim, Schedule};
+use lab::optim::{Optim, Schedule};
+use lab::train::train;
 use lab::{Model, ModelConfig};
 
 fn main() {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// A tensor operation failed (shape mismatch, backend error).
+    #[cfg(feature = "train")]
     #[error("{context}: {source}")]
     Candle {
         /// What was being done (the model and the step).
@@ -92,11 +93,13 @@ impl From<fingerprint::Error> for Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Attach a context to a candle result.
+#[cfg(feature = "train")]
 pub(crate) trait Context<T> {
     /// Wrap a candle error with what was being done.
     fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
 }
 
+#[cfg(feature = "train")]
 impl<T> Context<T> for candle_core::Result<T> {
     fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|source| Error::Candle {

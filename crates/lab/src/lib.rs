@@ -8,22 +8,33 @@
 //! nullprint command reads them like any model; each is fingerprinted into
 //! `baselines/lab/NAME/` with its training record as a sidecar.
 //!
+//! Training (and the candle dependency) is behind the default feature `train`; without it the
+//! crate reads lab files, training records and their strata ([`strata`]) for the analysis.
+//!
 //! Determinism: initialisation and data order come from separate ChaCha seeds; for one recipe,
 //! seed and thread count the checkpoint is identical bit for bit (tested). See [`run`] for what
 //! the thread count changes.
 #![deny(missing_docs)]
 
+#[cfg(feature = "train")]
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+#[cfg(feature = "train")]
 pub mod derive;
 pub mod error;
+#[cfg(feature = "train")]
 pub mod model;
+pub mod optim;
+pub mod record;
+#[cfg(feature = "train")]
 pub mod run;
 pub mod spec;
 pub mod strata;
+#[cfg(feature = "train")]
 pub mod train;
 
 pub use config::{Experts, ModelConfig};
 pub use error::{Error, Result};
+#[cfg(feature = "train")]
 pub use model::Model;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Experts, ModelConfig};
 use crate::error::{io, Error, Result};
-use crate::train::{Optim, Schedule};
+use crate::optim::{Optim, Schedule};
 
 /// Most models one family may hold (a typo guard: a lab file is a budget).
 pub const MAX_FAMILY: usize = 256;

@@ -15,7 +15,7 @@ use null::{similarity, CurveOptions, Curves, MeasureOptions};
 use serde::Serialize;
 
 use crate::error::{io, Error, Result};
-use crate::run::Record;
+use crate::record::Record;
 use crate::spec::{Derivation, Kind};
 
 /// One scored pair of a seed family.

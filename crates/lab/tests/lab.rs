@@ -5,9 +5,11 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use lab::data::{sha256_hex, Batches};
-use lab::run::{Observer, Paths, Record};
+use lab::optim::{Optim, Schedule};
+use lab::record::Record;
+use lab::run::{Observer, Paths};
 use lab::spec::Lab;
-use lab::train::{train, Optim, Schedule, Step};
+use lab::train::{train, Step};
 use lab::{Error, Experts, Model, ModelConfig};
 
 fn tiny(layers: usize) -> ModelConfig {
