@@ -151,6 +151,16 @@ fn claim_is_recomputed_when_its_weights_are_present() {
                     .to_string()
             ),
         )
+        .replace(
+            "\"../baselines/lab/honestagi\"",
+            &format!(
+                "{:?}",
+                workspace()
+                    .join("baselines/lab/honestagi")
+                    .display()
+                    .to_string()
+            ),
+        )
         .replace("replicates = 100", "replicates = 5");
     let exp = dir.path().join("claim.toml");
     std::fs::write(&exp, text).unwrap();
@@ -186,12 +196,13 @@ fn stale_or_missing_controls_are_refused() {
     let root = dir.path();
     std::fs::create_dir_all(root.join("experiments")).unwrap();
     std::fs::create_dir_all(root.join("baselines/controls")).unwrap();
+    std::fs::create_dir_all(root.join("baselines/lab/honestagi")).unwrap();
     std::fs::copy(
         workspace().join("experiments/honestagi.toml"),
         root.join("experiments/honestagi.toml"),
     )
     .unwrap();
-    for sub in ["baselines", "baselines/controls"] {
+    for sub in ["baselines", "baselines/controls", "baselines/lab/honestagi"] {
         for e in std::fs::read_dir(workspace().join(sub)).unwrap() {
             let p = e.unwrap().path();
             if p.is_file() {

@@ -177,6 +177,8 @@ pub struct Analysis {
     pub inputs: Inputs,
     /// The published panel: its study, or why it was left out.
     pub published_panel: PublishedOutcome,
+    /// The seed lab, when the experiment names one.
+    pub lab: Option<crate::seed_lab::LabStudy>,
 }
 
 /// What became of the experiment's `[published_panel]`.
@@ -453,7 +455,20 @@ pub fn analyse(
     let published_panel =
         published_outcome(&exp, path, (&table, &curves), observed, &mut inputs, opts)?;
 
+    let lab = match exp.lab_dir(path) {
+        Some(dir) => Some(crate::seed_lab::study(
+            &dir,
+            &curve_opts,
+            &MeasureOptions::new(measure),
+            observed,
+            &unrelated,
+            &mut inputs,
+        )?),
+        None => None,
+    };
+
     Ok(Analysis {
+        lab,
         published_panel,
         exp,
         experiment_path: path.to_path_buf(),

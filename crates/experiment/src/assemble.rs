@@ -339,6 +339,11 @@ pub fn report(a: &Analysis) -> Result<rm::Report> {
             pairs_table(a),
         ])
         .chain(published_panel_table(a))
+        .chain(
+            a.lab
+                .iter()
+                .flat_map(|l| crate::seed_lab::tables(l, a.unrelated.len())),
+        )
         .collect(),
     })
 }
@@ -1067,6 +1072,14 @@ fn figures(a: &Analysis, published: &[rm::Published]) -> Result<Vec<rm::Figure>>
             marks: claim_marks,
         }),
     });
+    figs.extend(depth_figure(a)?);
+    if let Some(l) = &a.lab {
+        figs.extend(crate::seed_lab::figures(
+            l,
+            &a.measure.name(),
+            &a.fpr_curve,
+        )?);
+    }
     if let Some(roc) = roc_figure(a) {
         figs.push(roc);
     }
@@ -1083,6 +1096,98 @@ fn figures(a: &Analysis, published: &[rm::Published]) -> Result<Vec<rm::Figure>>
         });
     }
     Ok(figs)
+}
+
+/// How the share of unrelated equal-depth pairs at or above the claimed value changes with
+/// depth: the published panel's depth strata and the seed lab's same-recipe families, each with
+/// its Clopper–Pearson interval, and the depth model's extrapolation to the claim's depth. `None`
+/// when neither the published panel nor the lab is in the analysis.
+fn depth_figure(a: &Analysis) -> Result<Option<rm::Figure>> {
+    use crate::analysis::PublishedOutcome;
+    let claim = a.exp.claim.value;
+    let point = |x: f64, count: u64, n: u64| -> Result<rm::LinePoint> {
+        let r = null::pvalue::Rate::new(claim, count, n)?;
+        Ok(rm::LinePoint {
+            x,
+            y: r.rate,
+            lo: Some(r.interval.0),
+            hi: Some(r.interval.1),
+        })
+    };
+    let mut series = Vec::new();
+    if let PublishedOutcome::Present(study) = &a.published_panel {
+        let m = &study.depth_model;
+        if let Some(i) = m.thresholds.iter().position(|&t| t == claim) {
+            let points = m
+                .points
+                .iter()
+                .map(|p| point(p.depth as f64, p.exceed[i], p.pairs))
+                .collect::<Result<Vec<_>>>()?;
+            series.push(rm::LineSeries {
+                label: "published panel (GraphNet), unrelated equal-depth pairs".into(),
+                points,
+            });
+            if let Some(r) = m.rates.iter().find(|r| r.threshold == claim) {
+                series.push(rm::LineSeries {
+                    label: format!(
+                        "depth model at {} layers ({}/{} held-out depths covered)",
+                        r.depth,
+                        r.lodo.covered,
+                        r.lodo.folds.len()
+                    ),
+                    points: vec![rm::LinePoint {
+                        x: r.depth as f64,
+                        y: r.rate,
+                        lo: Some(r.interval.0),
+                        hi: Some(r.interval.1),
+                    }],
+                });
+            }
+        }
+    }
+    if let Some(l) = &a.lab {
+        let mut fams: Vec<_> = l
+            .strata
+            .seeds
+            .iter()
+            .filter(|f| f.kind == lab::spec::Kind::Independent)
+            .collect();
+        fams.sort_by_key(|f| f.layers);
+        if !fams.is_empty() {
+            series.push(rm::LineSeries {
+                label: "seed lab: same recipe, different seeds (small models)".into(),
+                points: fams
+                    .iter()
+                    .map(|f| point(f.layers as f64, f.at_or_above.count, f.at_or_above.n))
+                    .collect::<Result<Vec<_>>>()?,
+            });
+        }
+    }
+    if series.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(rm::Figure {
+        name: "depth".into(),
+        title: format!("How often unrelated models of equal depth reach {claim}"),
+        caption: format!(
+            "Share of pairs of models that share no weights, both of one depth, whose {} \
+             similarity is at or above the claimed {claim}, with 95% Clopper–Pearson intervals \
+             (computed as if pairs were independent; they share models, so the intervals are too \
+             narrow). The claim compares two {}-layer models.",
+            a.measure.name(),
+            a.exp
+                .claim
+                .layers
+                .map_or("?".to_owned(), |l| l[0].max(l[1]).to_string())
+        ),
+        kind: rm::FigureKind::Lines(rm::LinesFigure {
+            x_label: "layers (both models)".into(),
+            y_label: format!("share of pairs at or above {claim}"),
+            y_range: Some((0.0, 1.0)),
+            series,
+            marks: Vec::new(),
+        }),
+    }))
 }
 
 fn curves_figure(a: &null::Curves, b: &null::Curves, ddof: u32) -> Result<rm::CurvesFigure> {

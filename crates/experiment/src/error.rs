@@ -73,6 +73,15 @@ pub enum Error {
         #[source]
         source: null::Error,
     },
+    /// The lab's fingerprints or records could not be read or scored.
+    #[error("lab {dir}: {source}")]
+    Lab {
+        /// The lab's fingerprint directory.
+        dir: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: Box<lab::Error>,
+    },
     /// A statistic failed outside any named step.
     #[error(transparent)]
     Null(#[from] null::Error),

@@ -106,9 +106,15 @@ impl PanelIndex {
         })?;
         let mut seen = BTreeSet::new();
         // The same weights under two roots would count a model against itself as unrelated.
+        // Only whole-file digests are compared: a panel read in HTTP ranges records a note
+        // instead (the same note for every model).
         let mut by_hash: std::collections::BTreeMap<&str, &PanelModel> = Default::default();
         for (i, m) in index.model.iter().enumerate() {
-            if let Some(first) = by_hash.insert(m.sha256.as_str(), m) {
+            let digest = m.sha256.len() == 64 && m.sha256.bytes().all(|b| b.is_ascii_hexdigit());
+            let earlier = digest
+                .then(|| by_hash.insert(m.sha256.as_str(), m))
+                .flatten();
+            if let Some(first) = earlier {
                 if first.root != m.root {
                     return Err(Error::invalid(
                         path,

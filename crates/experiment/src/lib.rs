@@ -30,6 +30,7 @@ pub mod inputs;
 pub mod policy;
 pub mod positive_controls;
 pub mod published;
+pub mod seed_lab;
 pub mod spec;
 pub mod vector_claim;
 pub mod verdict;

@@ -47,9 +47,9 @@ pub const POWER_SURROGATE_SAMPLES: usize = 250;
 pub const CONTROL_SURROGATE_SAMPLES: usize = 2000;
 
 /// A figure shows at most this many evenly spaced quantiles of a null's draws: a histogram of
-/// 500 quantiles has the shape of 10,000 draws at a twentieth of the report's size (the
-/// p-values use every draw, which the seed reproduces).
-pub const FIGURE_QUANTILES: usize = 500;
+/// 250 quantiles has the shape of 10,000 draws (its bins hold 10 or more of them) at a fortieth
+/// of the report's size (the p-values use every draw, which the seed reproduces).
+pub const FIGURE_QUANTILES: usize = 250;
 
 /// Most points per series of a QQ figure (a curve on a 700-pixel plot needs no more).
 pub const FIGURE_QQ_POINTS: usize = 200;

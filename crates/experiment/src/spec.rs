@@ -38,6 +38,19 @@ pub struct Experiment {
     /// A published per-layer panel (not part of the project: used when present).
     #[serde(default)]
     pub published_panel: Option<PublishedPanelSpec>,
+    /// Models trained by `nullprint lab run` (a labelled null stratum and power curves).
+    #[serde(default)]
+    pub lab: Option<LabSpec>,
+}
+
+/// `[lab]`: the fingerprints `nullprint lab run` wrote, read as a labelled stratum next to the
+/// panel (never mixed into it).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabSpec {
+    /// Directory of the lab's fingerprints and records (`baselines/lab/NAME`), relative to the
+    /// experiment file.
+    pub dir: PathBuf,
 }
 
 /// `[published_panel]`: a published per-layer table read as a second panel (see
@@ -311,6 +324,18 @@ impl Experiment {
                 .parent()
                 .unwrap_or(Path::new("."))
                 .join(file),
+        )
+    }
+
+    /// The lab's fingerprint directory, resolved against the experiment file's directory;
+    /// `None` without `[lab]`.
+    pub fn lab_dir(&self, experiment_path: &Path) -> Option<PathBuf> {
+        let spec = self.lab.as_ref()?;
+        Some(
+            experiment_path
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(&spec.dir),
         )
     }
 

@@ -213,7 +213,12 @@ pub fn verdict(a: &Analysis) -> rm::Verdict {
         ),
         _ => String::new(),
     };
-    let depth_note = depth_note + &published_sentence(a);
+    let depth_note = depth_note
+        + &published_sentence(a)
+        + &a.lab
+            .as_ref()
+            .and_then(crate::seed_lab::power_sentence)
+            .unwrap_or_default();
     let cannot = format!(
         "{}{depth_note} The panel is small ({} pairs) and its pairs are not independent (a model enters many pairs), so the p-value is coarse (its smallest possible value is {:.3}) and its interval understates the uncertainty. A score below the null's bulk would not prove independence, and a score within it does not prove it either: a per-tensor std is blind to permutations and most weight edits, so derived models can score low and unrelated ones high. Only weight-level tests (`nullprint trace`) can decide lineage; this report tests whether the published number is evidence at all.",
         if a.recomputed.is_some() {
@@ -315,7 +320,18 @@ pub fn findings(a: &Analysis) -> Vec<rm::Finding> {
             ));
         }
         let _ = lb;
-        out.push(finding(text, "published", "published figures"));
+        match a
+            .lab
+            .as_ref()
+            .and_then(|l| crate::seed_lab::depth_sentence(l, la))
+        {
+            Some(lab) => {
+                text.push(' ');
+                text.push_str(&lab);
+                out.push(finding(text, "table-seed-lab-null", "seed lab"));
+            }
+            None => out.push(finding(text, "published", "published figures")),
+        }
     }
     if let Some(s) = a.surrogates.iter().find(|s| s.kind == SurrogateKind::TREND) {
         let size = a

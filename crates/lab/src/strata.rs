@@ -38,6 +38,8 @@ pub struct SeedStratum {
     pub kind: Kind,
     /// Depth of its models.
     pub layers: usize,
+    /// Hidden width of its models.
+    pub width: usize,
     /// Models in the family.
     pub models: usize,
     /// Every pair, in name order.
@@ -69,6 +71,24 @@ pub struct PowerPoint {
     pub score: f64,
 }
 
+/// The training loss of one family, to show its models were trained.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LossCurve {
+    /// Family name.
+    pub family: String,
+    /// What the family is (`independent`, `same-init`, `same-data`, `continued`).
+    pub kind: Kind,
+    /// Depth of its models.
+    pub layers: usize,
+    /// Models averaged: every seed of a seed family; one run (its longest snapshot) of a
+    /// derived family, whose snapshots are prefixes of one run.
+    pub models: usize,
+    /// Training steps before the first loss: 0 from scratch, the base's steps when derived.
+    pub start_step: usize,
+    /// Mean training loss per step (nats per byte), over the steps every model ran.
+    pub losses: Vec<f64>,
+}
+
 /// A lab's strata.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Strata {
@@ -80,6 +100,8 @@ pub struct Strata {
     pub seeds: Vec<SeedStratum>,
     /// Derived snapshots, by family then fraction.
     pub derived: Vec<PowerPoint>,
+    /// Training-loss curves, seed families then derived families, in name order.
+    pub losses: Vec<LossCurve>,
 }
 
 /// Read every `<model>.lab.json` and its `<model>.json` fingerprint in `dir` and score the
@@ -145,6 +167,7 @@ pub fn load(
             family: family.clone(),
             kind: first.kind,
             layers: first.config.layers,
+            width: first.config.hidden,
             models: members.len(),
             pairs,
             at_or_above,
@@ -181,12 +204,56 @@ pub fn load(
             .cmp(&b.family)
             .then(a.fraction.total_cmp(&b.fraction))
     });
+    let mut losses: Vec<LossCurve> = seeds
+        .iter()
+        .map(|s| {
+            let runs: Vec<&[f32]> = families[&s.family]
+                .iter()
+                .map(|m| records[*m].0.losses.as_slice())
+                .collect();
+            LossCurve {
+                family: s.family.clone(),
+                kind: s.kind,
+                layers: s.layers,
+                models: runs.len(),
+                start_step: 0,
+                losses: mean_curve(&runs),
+            }
+        })
+        .collect();
+    let mut longest: BTreeMap<&str, &PowerPoint> = BTreeMap::new();
+    for p in &derived {
+        let e = longest.entry(p.family.as_str()).or_insert(p);
+        if p.steps > e.steps {
+            *e = p;
+        }
+    }
+    for p in longest.values().filter(|p| p.steps > 0) {
+        let (r, _, _) = &records[&p.model];
+        losses.push(LossCurve {
+            family: p.family.clone(),
+            kind: r.kind,
+            layers: p.layers,
+            models: 1,
+            start_step: records[&p.base].0.steps,
+            losses: mean_curve(&[r.losses.as_slice()]),
+        });
+    }
     Ok(Strata {
         dir: dir.to_path_buf(),
         threshold,
         seeds,
         derived,
+        losses,
     })
+}
+
+/// Elementwise mean of loss curves over the steps all of them ran.
+fn mean_curve(runs: &[&[f32]]) -> Vec<f64> {
+    let steps = runs.iter().map(|r| r.len()).min().unwrap_or(0);
+    (0..steps)
+        .map(|i| runs.iter().map(|r| f64::from(r[i])).sum::<f64>() / runs.len() as f64)
+        .collect()
 }
 
 fn bad(path: &Path, source: null::Error) -> Error {

@@ -12,6 +12,15 @@ use lab::spec::Lab;
 use lab::train::{train, Step};
 use lab::{Error, Experts, Model, ModelConfig};
 
+/// `RAYON_NUM_THREADS` is process-wide and part of a lab run's recipe hash: the test that
+/// changes it and every test that runs a lab twice hold this lock, so that the variable does
+/// not change under a run.
+static THREADS_ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn threads_env() -> std::sync::MutexGuard<'static, ()> {
+    THREADS_ENV.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn tiny(layers: usize) -> ModelConfig {
     ModelConfig {
         layers,
@@ -88,6 +97,7 @@ fn trained_hash(steps: usize, init: u64, data: u64) -> (String, Vec<f32>) {
 #[test]
 fn same_recipe_seed_and_threads_give_the_same_checkpoint_bit_for_bit() {
     // The only test that sets RAYON_NUM_THREADS (candle reads it on every kernel call).
+    let _env = threads_env();
     std::env::set_var("RAYON_NUM_THREADS", "1");
     let a = trained_hash(6, 1, 2);
     let b = trained_hash(6, 1, 2);
@@ -235,6 +245,7 @@ fn setup(dir: &Path) -> (Lab, Paths) {
 
 #[test]
 fn a_tiny_lab_trains_fingerprints_and_resumes() {
+    let _env = threads_env();
     let tmp = tempfile::tempdir().unwrap();
     let (lab, paths) = setup(tmp.path());
     let names = lab.model_names();
@@ -292,6 +303,7 @@ fn a_tiny_lab_trains_fingerprints_and_resumes() {
 
 #[test]
 fn lab_files_are_validated_with_the_file_and_field_named() {
+    let _env = threads_env();
     let tmp = tempfile::tempdir().unwrap();
     let (_, paths) = setup(tmp.path());
     let file = Path::new("labs/x.toml");
@@ -356,6 +368,7 @@ fn lab_files_are_validated_with_the_file_and_field_named() {
 
 #[test]
 fn strata_pair_the_seed_families_and_score_the_derived_against_their_base() {
+    let _env = threads_env();
     let tmp = tempfile::tempdir().unwrap();
     let (_, paths) = setup(tmp.path());
     let corpus = std::fs::read(&paths.corpus).unwrap();
@@ -402,4 +415,33 @@ fn strata_pair_the_seed_families_and_score_the_derived_against_their_base() {
         s.derived[2].score
     );
     assert_eq!(s.derived[0].layers, 7);
+    // Loss curves: the seed family averaged over its 3 models, each derived family as its
+    // longest run, starting where its base stopped.
+    let curves: Vec<(&str, usize, usize, bool)> = s
+        .losses
+        .iter()
+        .map(|c| {
+            (
+                c.family.as_str(),
+                c.models,
+                c.start_step,
+                c.losses.is_empty(),
+            )
+        })
+        .collect();
+    let base_steps = s.losses[0].losses.len();
+    assert!(base_steps > 0);
+    assert_eq!(
+        curves,
+        [
+            ("ind", 3, 0, false),
+            ("grow", 1, base_steps, false),
+            ("moe", 1, base_steps, false)
+        ]
+    );
+    assert!(s
+        .losses
+        .iter()
+        .flat_map(|c| &c.losses)
+        .all(|l| l.is_finite()));
 }

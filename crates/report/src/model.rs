@@ -360,6 +360,8 @@ pub enum FigureKind {
     PValueQq(QqFigure),
     /// The specification curve of [`Computed::specification_curve`].
     SpecificationCurve(SpecFigure),
+    /// Lines of y against x, e.g. a score or a loss against training steps.
+    Lines(LinesFigure),
 }
 
 /// Data of [`FigureKind::FingerprintCurves`].
@@ -550,6 +552,46 @@ pub struct SpecFigure {
     pub y_label: String,
     /// Values to mark as horizontal lines.
     pub marks: Vec<Mark>,
+}
+
+/// Data of [`FigureKind::Lines`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinesFigure {
+    /// Label of the x axis, with its unit.
+    pub x_label: String,
+    /// Label of the y axis, with its unit.
+    pub y_label: String,
+    /// The y axis range; fitted to the data and the marks when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y_range: Option<(f64, f64)>,
+    /// One line per series.
+    pub series: Vec<LineSeries>,
+    /// Values marked as horizontal lines (y values), e.g. the published 0.927.
+    pub marks: Vec<Mark>,
+}
+
+/// One line of a [`LinesFigure`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LineSeries {
+    /// Label.
+    pub label: String,
+    /// Points in increasing x order.
+    pub points: Vec<LinePoint>,
+}
+
+/// One point of a [`LineSeries`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinePoint {
+    /// Abscissa.
+    pub x: f64,
+    /// Ordinate.
+    pub y: f64,
+    /// Lower interval bound, when computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lo: Option<f64>,
+    /// Upper interval bound, when computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hi: Option<f64>,
 }
 
 /// A generic table the caller adds.

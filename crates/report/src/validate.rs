@@ -396,6 +396,37 @@ impl Report {
                     self.validate_mark(&format!("{field}.marks[{j}]"), m)?;
                 }
             }
+            FigureKind::Lines(f) => {
+                count(&format!("{field}.series"), f.series.len(), MAX_SERIES)?;
+                if let Some((lo, hi)) = f.y_range {
+                    finite(&format!("{field}.y_range.0"), lo)?;
+                    finite(&format!("{field}.y_range.1"), hi)?;
+                    if lo >= hi {
+                        return Err(Error::Inconsistent {
+                            field: format!("{field}.y_range"),
+                            reason: format!("empty range {lo}..{hi}"),
+                        });
+                    }
+                }
+                for (i, s) in f.series.iter().enumerate() {
+                    let field = format!("{field}.series[{i}]");
+                    count(&format!("{field}.points"), s.points.len(), MAX_SERIES_LEN)?;
+                    for (k, p) in s.points.iter().enumerate() {
+                        let field = format!("{field}.points[{k}]");
+                        finite(&format!("{field}.x"), p.x)?;
+                        finite(&format!("{field}.y"), p.y)?;
+                        if let Some(lo) = p.lo {
+                            finite(&format!("{field}.lo"), lo)?;
+                        }
+                        if let Some(hi) = p.hi {
+                            finite(&format!("{field}.hi"), hi)?;
+                        }
+                    }
+                }
+                for (j, m) in f.marks.iter().enumerate() {
+                    self.validate_mark(&format!("{field}.marks[{j}]"), m)?;
+                }
+            }
             FigureKind::PValueQq(f) => {
                 count(&format!("{field}.series"), f.series.len(), MAX_SERIES)?;
                 for (i, s) in f.series.iter().enumerate() {

@@ -425,6 +425,40 @@ fn small_report() -> Report {
                 }),
             },
             Figure {
+                name: "lines".into(),
+                title: "Lines".into(),
+                caption: String::new(),
+                kind: FigureKind::Lines(LinesFigure {
+                    x_label: "continued training (share of the base's steps)".into(),
+                    y_label: "score".into(),
+                    y_range: None,
+                    series: vec![LineSeries {
+                        label: "plain".into(),
+                        points: vec![
+                            LinePoint {
+                                x: 0.0,
+                                y: 1.0,
+                                lo: None,
+                                hi: None,
+                            },
+                            LinePoint {
+                                x: 0.5,
+                                y: 0.95,
+                                lo: Some(0.9),
+                                hi: Some(0.97),
+                            },
+                            LinePoint {
+                                x: 2.0,
+                                y: 0.75,
+                                lo: Some(0.7),
+                                hi: Some(0.8),
+                            },
+                        ],
+                    }],
+                    marks: vec![Mark::Published { id: "claim".into() }],
+                }),
+            },
+            Figure {
                 name: "spec".into(),
                 title: "Spec".into(),
                 caption: String::new(),
@@ -750,6 +784,25 @@ fn every_figure_has_its_data() {
                 );
                 assert_eq!(f(&rows[0]["expected"]), 1.0 / 7.0);
             }
+            FigureKind::Lines(lf) => {
+                let ys: Vec<f64> = rows
+                    .iter()
+                    .filter(|r| r["kind"] == "point")
+                    .map(|r| f(&r["y"]))
+                    .collect();
+                assert_eq!(
+                    ys,
+                    lf.series[0].points.iter().map(|p| p.y).collect::<Vec<_>>()
+                );
+                let hi: Vec<&str> = rows.iter().map(|r| r["hi"].as_str()).collect();
+                assert_eq!(hi, ["", "0.97", "0.8", ""]);
+                let marks: Vec<f64> = rows
+                    .iter()
+                    .filter(|r| r["kind"] == "published_mark")
+                    .map(|r| f(&r["y"]))
+                    .collect();
+                assert_eq!(marks, vec![0.927]);
+            }
             FigureKind::SpecificationCurve(_) => {
                 assert_eq!(rows.len(), report.computed.specification_curve.len());
                 assert_eq!(rows[0]["rank"], "1");
@@ -823,6 +876,22 @@ fn non_finite_numbers_are_rejected_with_their_field() {
     assert!(
         walk(dir.path()).is_empty(),
         "an invalid report writes nothing"
+    );
+    let mut r = small_report();
+    let (i, lines) = r
+        .figures
+        .iter_mut()
+        .enumerate()
+        .find_map(|(i, f)| match &mut f.kind {
+            FigureKind::Lines(l) => Some((i, l)),
+            _ => None,
+        })
+        .unwrap();
+    lines.series[0].points[1].hi = Some(f64::NAN);
+    let err = r.validate().unwrap_err();
+    assert!(
+        matches!(err, Error::NonFinite { ref field, .. } if *field == format!("figures[{i}].series[0].points[1].hi")),
+        "{err}"
     );
 }
 
@@ -1008,6 +1077,10 @@ fn degenerate_and_large_figure_data_render() {
                 p_values: vec![],
             }),
             FigureKind::SpecificationCurve(_) => {}
+            FigureKind::Lines(l) => {
+                l.series.clear();
+                l.marks.clear();
+            }
         }
     }
     r.computed.specification_curve.truncate(1);

@@ -6,6 +6,7 @@
 
 mod curves;
 mod heatmap;
+mod lines;
 mod nulls;
 mod qq;
 mod rates;
@@ -212,6 +213,7 @@ pub(crate) fn render(report: &Report, cites: &Citations) -> Result<Vec<RenderedF
                 FigureKind::FprThreshold(f) => rates::draw_fpr(&ctx, f)?,
                 FigureKind::PValueQq(f) => qq::draw(&ctx, f)?,
                 FigureKind::SpecificationCurve(f) => spec::draw(&ctx, f)?,
+                FigureKind::Lines(f) => lines::draw(&ctx, f)?,
             };
             let mut caption = Vec::new();
             if !figure.caption.trim().is_empty() {

@@ -1,0 +1,543 @@
+//! The seed lab in the analysis: models trained by `nullprint lab run` with one recipe and
+//! different seeds (a null stratum with lineage known by construction) and models derived from
+//! one of them then trained on (power against continued training). Read from the lab's
+//! committed fingerprints; kept next to the real panel, never mixed into it.
+
+use std::path::Path;
+
+use fingerprint::hash::sha256_bytes;
+use lab::spec::Kind;
+use lab::strata::{PowerPoint, SeedStratum, Strata};
+use null::pvalue::{rates_at_or_above, EmpiricalNull, Rate};
+use null::{CurveOptions, MeasureOptions};
+use report::model as rm;
+
+use crate::error::{Error, Result};
+use crate::inputs::Inputs;
+
+/// Description of the lab's entry in the report's inputs.
+pub const LAB_INPUT: &str = "seed-lab fingerprints and records (one entry: SHA-256 over the \
+    sorted `sha256  file` lines of every *.json in the directory)";
+
+/// The lab's strata with the p-values of its derived snapshots.
+#[derive(Clone, Debug)]
+pub struct LabStudy {
+    /// Seed families, derived snapshots and loss curves.
+    pub strata: Strata,
+    /// Per derived snapshot (aligned with `strata.derived`): its score's p against the real
+    /// panel's unrelated pairs, `(1 + count ≥ score) / (1 + n)`.
+    pub panel_p: Vec<f64>,
+    /// Per derived snapshot: its score's p against the independent seed family at its base's
+    /// depth (index into `strata.seeds`), when the lab has one.
+    pub recipe_p: Vec<Option<(usize, f64)>>,
+}
+
+impl LabStudy {
+    /// The independent seed family at `layers`, when the lab has one.
+    pub fn independent_at(&self, layers: usize) -> Option<&SeedStratum> {
+        independent_at(&self.strata, layers).map(|i| &self.strata.seeds[i])
+    }
+}
+
+fn independent_at(strata: &Strata, layers: usize) -> Option<usize> {
+    strata
+        .seeds
+        .iter()
+        .position(|s| s.kind == Kind::Independent && s.layers == layers)
+}
+
+/// Read the lab in `dir` (recorded in `inputs` as one entry), score it under the experiment's
+/// measure, and test each derived snapshot against the panel's unrelated scores and the
+/// same-recipe null at its base's depth.
+pub fn study(
+    dir: &Path,
+    curves: &CurveOptions,
+    measure: &MeasureOptions,
+    threshold: f64,
+    unrelated: &[f64],
+    inputs: &mut Inputs,
+) -> Result<LabStudy> {
+    record_dir(dir, inputs)?;
+    let strata = lab::strata::load(dir, curves, measure, threshold).map_err(|e| Error::Lab {
+        dir: dir.to_path_buf(),
+        source: Box::new(e),
+    })?;
+    if strata.seeds.is_empty() {
+        return Err(Error::invalid(
+            dir,
+            "lab",
+            "no seed family with two or more fingerprinted models (run `just lab`)",
+        ));
+    }
+    let panel = EmpiricalNull::new(unrelated.to_vec())
+        .map_err(Error::statistic("the panel's unrelated pairs"))?;
+    let mut recipe_p = Vec::new();
+    for p in &strata.derived {
+        let base_layers = base_layers(&strata, p);
+        recipe_p.push(match independent_at(&strata, base_layers) {
+            Some(i) => {
+                let scores = strata.seeds[i].pairs.iter().map(|q| q.score).collect();
+                let null = EmpiricalNull::new(scores)
+                    .map_err(Error::statistic(format!("seed family {}", p.family)))?;
+                Some((i, null.p(p.score)))
+            }
+            None => None,
+        });
+    }
+    let panel_p = strata.derived.iter().map(|p| panel.p(p.score)).collect();
+    Ok(LabStudy {
+        strata,
+        panel_p,
+        recipe_p,
+    })
+}
+
+/// Depth of a snapshot's base: the untrained snapshot (fraction 0) of its family, else its own.
+fn base_layers(strata: &Strata, p: &PowerPoint) -> usize {
+    strata
+        .seeds
+        .iter()
+        .find(|s| s.pairs.iter().any(|q| q.a == p.base || q.b == p.base))
+        .map_or(p.layers, |s| s.layers)
+}
+
+/// One provenance entry for the whole directory: the SHA-256 of its sorted `sha256  name`
+/// lines, with the total size.
+fn record_dir(dir: &Path, inputs: &mut Inputs) -> Result<()> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let mut manifest = String::new();
+    let mut bytes = 0u64;
+    for f in &files {
+        let b = std::fs::read(f).map_err(|e| Error::io(f, e))?;
+        bytes += b.len() as u64;
+        let name = f.file_name().unwrap_or_default().to_string_lossy();
+        manifest.push_str(&format!("{}  {name}\n", sha256_bytes(&b)));
+    }
+    inputs.0.push(rm::InputFile {
+        path: dir.display().to_string(),
+        sha256: sha256_bytes(manifest.as_bytes()),
+        bytes: Some(bytes),
+        description: format!("{LAB_INPUT}; {} files", files.len()),
+    });
+    Ok(())
+}
+
+/// Per-step training losses are of one batch and noisy; the loss figure shows their moving
+/// mean over this many steps (trailing window, shorter at the start).
+pub const LOSS_SMOOTHING_STEPS: usize = 16;
+
+/// The loss figure draws every this-many-th step of the smoothed curve (and the last): after a
+/// 16-step mean, finer points add bytes to the report, not shape.
+pub const LOSS_FIGURE_STRIDE: usize = 8;
+
+fn kind_text(k: Kind) -> &'static str {
+    match k {
+        Kind::Independent => "independent seeds (initialisation and data order)",
+        Kind::SameInit => "data order only (one initialisation)",
+        Kind::SameData => "initialisation only (one data order)",
+        Kind::Continued => "derived, then trained on",
+    }
+}
+
+fn derivation_text(d: lab::spec::Derivation) -> &'static str {
+    match d {
+        lab::spec::Derivation::None => "plain continued training",
+        lab::spec::Derivation::Upcycle => "dense → MoE upcycling, then training",
+        lab::spec::Derivation::Grow => "depth growth (inserted layers), then training",
+    }
+}
+
+/// The report's tables of the lab: the same-recipe null per seed family, and each derived
+/// snapshot's score and p-values.
+pub fn tables(study: &LabStudy, panel_pairs: usize) -> Vec<rm::Table> {
+    let s = &study.strata;
+    let text = |t: &str| rm::Cell::Text(t.to_owned());
+    let num = |x: f64| rm::Cell::Number(x);
+    let null_rows = s
+        .seeds
+        .iter()
+        .map(|f| {
+            let mut scores: Vec<f64> = f.pairs.iter().map(|p| p.score).collect();
+            scores.sort_by(f64::total_cmp);
+            let r = &f.at_or_above;
+            vec![
+                text(&f.family),
+                text(kind_text(f.kind)),
+                num(f.layers as f64),
+                num(f.width as f64),
+                num(f.models as f64),
+                num(scores.len() as f64),
+                num(median(&scores)),
+                num(scores[scores.len() - 1]),
+                num(r.count as f64),
+                num(r.rate),
+                rm::Cell::Text(format!("{:.4} – {:.4}", r.interval.0, r.interval.1)),
+                num(f.mean_final_loss),
+            ]
+        })
+        .collect();
+    let null_table = rm::Table {
+        name: "seed-lab-null".into(),
+        title: "Seed lab: same recipe, no shared weights".into(),
+        caption: format!(
+            "Small Llama-style decoders trained here from scratch with one recipe (`nullprint lab \
+             run`), differing only in their seeds: every pair shares no weights by construction. \
+             Each row scores every pair of one family under the report's measure and counts the \
+             pairs at or above the claimed {}, with a 95% Clopper–Pearson interval. Each model is \
+             in (models − 1) pairs, so pairs are not independent and the interval understates the \
+             uncertainty. A labelled stratum next to the real panel, never mixed into it: these \
+             models are a few hundred thousand parameters trained for minutes, not 14B-parameter \
+             models trained for months. Loss in nats per byte (ln 256 = 5.55 is chance). Read \
+             from {}.",
+            s.threshold,
+            s.dir.display()
+        ),
+        headers: [
+            "family",
+            "seeds vary",
+            "layers",
+            "width",
+            "models",
+            "pairs",
+            "median score",
+            "highest score",
+            "pairs at or above the claim",
+            "share",
+            "95% interval",
+            "mean final loss",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: null_rows,
+    };
+    let power_rows = s
+        .derived
+        .iter()
+        .zip(&study.panel_p)
+        .zip(&study.recipe_p)
+        .map(|((p, &panel_p), recipe)| {
+            let (ref_name, ref_p) = match recipe {
+                Some((i, q)) => {
+                    let f = &s.seeds[*i];
+                    (format!("{} ({} pairs)", f.family, f.pairs.len()), num(*q))
+                }
+                None => ("none at this depth".to_owned(), rm::Cell::Missing),
+            };
+            vec![
+                text(&p.family),
+                text(derivation_text(p.derivation)),
+                num(p.fraction),
+                num(p.steps as f64),
+                num(p.layers as f64),
+                text(&p.base),
+                num(p.score),
+                text(&ref_name),
+                ref_p,
+                num(panel_p),
+            ]
+        })
+        .collect();
+    let power_table = rm::Table {
+        name: "seed-lab-power".into(),
+        title: "Seed lab: derived models against their base as training continues".into(),
+        caption: format!(
+            "Each model is derived from one trained base, then trained on a different slice of \
+             the corpus for a share of the base's steps; snapshots are scored against the base. \
+             p against the same recipe: (1 + same-recipe pairs at or above the score)/(1 + \
+             pairs), the null of models that share no weights but everything else (the \
+             independent seed family at the base's depth). p against the panel: the same over \
+             the {panel_pairs} real unrelated pairs. The weight-level test (`nullprint trace`) \
+             needs the checkpoints, which are not committed: run `just lab` and `nullprint trace` \
+             on them."
+        ),
+        headers: [
+            "family",
+            "derivation",
+            "continued (share of base's steps)",
+            "steps",
+            "layers",
+            "base",
+            "score vs base",
+            "same-recipe null",
+            "p against the same recipe",
+            "p against the panel",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: power_rows,
+    };
+    vec![null_table, power_table]
+}
+
+/// The report's figures of the lab: the same-recipe null per seed family, the derived
+/// families' scores against continued training, and the training-loss curves.
+pub fn figures(
+    study: &LabStudy,
+    measure_name: &str,
+    panel_fpr: &[Rate],
+) -> Result<Vec<rm::Figure>> {
+    let s = &study.strata;
+    let claim = rm::Mark::Published { id: "claim".into() };
+    // Thresholds from 0: below it every family is near 100% and the points only add bytes.
+    let grid: Vec<f64> = (0..=20).map(|i| f64::from(i) / 20.0).collect();
+    // No interval bands: six overlapping bands hide the lines; the tables give the interval at
+    // the claimed value.
+    let rates = |label: String, rates: &[Rate]| rm::FprSeries {
+        label,
+        points: rates
+            .iter()
+            .map(|r| rm::FprPoint {
+                threshold: r.threshold,
+                rate: r.rate,
+                lo: None,
+                hi: None,
+            })
+            .collect(),
+    };
+    let mut series = vec![rates(
+        format!(
+            "real panel, unrelated pairs (n = {})",
+            panel_fpr.first().map_or(0, |r| r.n)
+        ),
+        &panel_fpr
+            .iter()
+            .filter(|r| r.threshold >= grid[0])
+            .cloned()
+            .collect::<Vec<_>>(),
+    )];
+    for f in s.seeds.iter().take(report::MAX_SERIES - 1) {
+        let scores: Vec<f64> = f.pairs.iter().map(|p| p.score).collect();
+        let r = rates_at_or_above(&scores, &grid)
+            .map_err(Error::statistic(format!("seed family {}", f.family)))?;
+        series.push(rates(
+            format!(
+                "{} ({} layers, {} pairs)",
+                f.family,
+                f.layers,
+                f.pairs.len()
+            ),
+            &r,
+        ));
+    }
+    let mut figs = vec![rm::Figure {
+        name: "seed-lab-null".into(),
+        title: "Same recipe, different seeds: how high does chance go?".into(),
+        caption: "Share of pairs at or above each threshold: the real panel's unrelated pairs, \
+                  and every pair of small decoders trained here with one recipe and different \
+                  seeds, per family (depth, what the seeds vary); these share no weights by \
+                  construction. Intervals at the claimed value are in the seed-lab table."
+            .into(),
+        kind: rm::FigureKind::FprThreshold(rm::FprFigure {
+            x_label: format!("threshold ({measure_name} similarity, unitless)"),
+            series,
+            marks: vec![claim.clone()],
+        }),
+    }];
+    let mut families: Vec<&str> = s.derived.iter().map(|p| p.family.as_str()).collect();
+    families.dedup();
+    if !families.is_empty() {
+        let mut marks = vec![claim];
+        if let Some(f) = study
+            .recipe_p
+            .iter()
+            .flatten()
+            .next()
+            .map(|(i, _)| &s.seeds[*i])
+        {
+            let max = f
+                .pairs
+                .iter()
+                .map(|p| p.score)
+                .fold(f64::NEG_INFINITY, f64::max);
+            marks.push(rm::Mark::Computed {
+                label: format!("highest same-recipe pair, {} layers", f.layers),
+                value: max,
+            });
+        }
+        figs.push(rm::Figure {
+            name: "seed-lab-power".into(),
+            title: "Derived, then trained on: how long does the fingerprint last?".into(),
+            caption: "Score of each derived snapshot against its base, by how long it was \
+                      trained after the derivation (as a multiple of the base's own training)."
+                .into(),
+            kind: rm::FigureKind::Lines(rm::LinesFigure {
+                x_label: "continued training (multiple of the base's steps)".into(),
+                y_label: format!("{measure_name} similarity to the base"),
+                y_range: None,
+                series: families
+                    .iter()
+                    .map(|fam| {
+                        let pts: Vec<&PowerPoint> =
+                            s.derived.iter().filter(|p| p.family == *fam).collect();
+                        rm::LineSeries {
+                            label: format!("{fam}: {}", derivation_text(pts[0].derivation)),
+                            points: pts
+                                .iter()
+                                .map(|p| rm::LinePoint {
+                                    x: p.fraction,
+                                    y: p.score,
+                                    lo: None,
+                                    hi: None,
+                                })
+                                .collect(),
+                        }
+                    })
+                    .collect(),
+                marks,
+            }),
+        });
+    }
+    if !s.losses.is_empty() {
+        figs.push(rm::Figure {
+            name: "seed-lab-loss".into(),
+            title: "Seed lab: training loss".into(),
+            caption: format!(
+                "Training loss (moving mean over {LOSS_SMOOTHING_STEPS} steps, drawn every \
+                 {LOSS_FIGURE_STRIDE} steps) of each family, averaged over its seeds; derived families start where their base \
+                 stopped. Chance is ln 256 = 5.55 nats per byte."
+            ),
+            kind: rm::FigureKind::Lines(rm::LinesFigure {
+                x_label: "training step".into(),
+                y_label: "loss (nats per byte)".into(),
+                y_range: None,
+                series: s
+                    .losses
+                    .iter()
+                    .map(|c| rm::LineSeries {
+                        label: format!("{} ({} layers, {} model(s))", c.family, c.layers, c.models),
+                        points: smooth(&c.losses, LOSS_SMOOTHING_STEPS)
+                            .into_iter()
+                            .enumerate()
+                            .filter(|(i, _)| {
+                                (i + 1) % LOSS_FIGURE_STRIDE == 0 || i + 1 == c.losses.len()
+                            })
+                            .map(|(i, y)| rm::LinePoint {
+                                x: (c.start_step + i + 1) as f64,
+                                y,
+                                lo: None,
+                                hi: None,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+                marks: Vec::new(),
+            }),
+        });
+    }
+    Ok(figs)
+}
+
+/// The verdict's sentence on the same-recipe null at the claim's depth, when the lab has one.
+pub fn depth_sentence(study: &LabStudy, claim_layers: usize) -> Option<String> {
+    let f = study.independent_at(claim_layers)?;
+    let r = &f.at_or_above;
+    let max = f
+        .pairs
+        .iter()
+        .map(|p| p.score)
+        .fold(f64::NEG_INFINITY, f64::max);
+    Some(format!(
+        "Trained here with one recipe and different seeds (no shared weights), {}/{} pairs of \
+         {}-layer models reach {} (95% CI {:.1}–{:.1}%; highest {:.3}); these are width-{} \
+         models, not the claimed ones.",
+        r.count,
+        r.n,
+        f.layers,
+        study.strata.threshold,
+        100.0 * r.interval.0,
+        100.0 * r.interval.1,
+        max,
+        f.width
+    ))
+}
+
+/// The verdict's sentence on the derived families: each family's score after the longest
+/// continued training, against the highest same-recipe pair at the base's depth.
+pub fn power_sentence(study: &LabStudy) -> Option<String> {
+    let s = &study.strata;
+    let mut last: Vec<(usize, &PowerPoint)> = Vec::new();
+    for (i, p) in s.derived.iter().enumerate() {
+        match last.last_mut() {
+            Some((j, q)) if q.family == p.family => {
+                if p.fraction >= q.fraction {
+                    *j = i;
+                    *q = p;
+                }
+            }
+            _ => last.push((i, p)),
+        }
+    }
+    if last.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = last
+        .iter()
+        .map(|(i, p)| {
+            let beyond = study.recipe_p[*i].map(|(f, _)| {
+                let max = s.seeds[f]
+                    .pairs
+                    .iter()
+                    .map(|q| q.score)
+                    .fold(f64::NEG_INFINITY, f64::max);
+                if p.score > max {
+                    " (above every same-recipe pair)"
+                } else {
+                    " (within the same-recipe pairs)"
+                }
+            });
+            format!(
+                "{} {:.3} after {}× the base's steps{}",
+                derivation_text(p.derivation),
+                p.score,
+                p.fraction,
+                beyond.unwrap_or("")
+            )
+        })
+        .collect();
+    Some(format!(
+        " In the seed lab, models derived from one trained base and trained on score against \
+         it: {}. Small models trained briefly: how far months of training move a large model's \
+         fingerprint is not measured here.",
+        parts.join("; ")
+    ))
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        0.5 * (sorted[n / 2 - 1] + sorted[n / 2])
+    }
+}
+
+/// Trailing moving mean over `window` values (over fewer at the start).
+fn smooth(v: &[f64], window: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut sum = 0.0;
+    for i in 0..v.len() {
+        sum += v[i];
+        if i >= window {
+            sum -= v[i - window];
+        }
+        out.push(sum / (i + 1).min(window) as f64);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smoothing_is_a_trailing_mean() {
+        assert_eq!(smooth(&[2.0, 4.0, 6.0, 8.0], 2), [2.0, 3.0, 5.0, 7.0]);
+        assert_eq!(median(&[1.0, 2.0, 10.0]), 2.0);
+        assert_eq!(median(&[1.0, 2.0, 4.0, 10.0]), 3.0);
+    }
+}
