@@ -1118,15 +1118,29 @@ fn depth_figure(a: &Analysis) -> Result<Option<rm::Figure>> {
     if let PublishedOutcome::Present(study) = &a.published_panel {
         let m = &study.depth_model;
         if let Some(i) = m.thresholds.iter().position(|&t| t == claim) {
-            let points = m
-                .points
-                .iter()
-                .map(|p| point(p.depth as f64, p.exceed[i], p.pairs))
-                .collect::<Result<Vec<_>>>()?;
-            series.push(rm::LineSeries {
-                label: "published panel (GraphNet), unrelated equal-depth pairs".into(),
-                points,
-            });
+            // One series per panel the depth model pooled (the published one and this one).
+            let mut sources: Vec<&str> = Vec::new();
+            for p in &m.points {
+                if !sources.contains(&p.source.as_str()) {
+                    sources.push(&p.source);
+                }
+            }
+            for source in sources {
+                let mut pts: Vec<_> = m.points.iter().filter(|p| p.source == source).collect();
+                pts.sort_by_key(|p| p.depth);
+                let label = if source.starts_with("published panel") {
+                    "published panel (GraphNet), unrelated equal-depth pairs".to_owned()
+                } else {
+                    format!("this panel ({source}), unrelated equal-depth pairs")
+                };
+                series.push(rm::LineSeries {
+                    label,
+                    points: pts
+                        .iter()
+                        .map(|p| point(p.depth as f64, p.exceed[i], p.pairs))
+                        .collect::<Result<Vec<_>>>()?,
+                });
+            }
             if let Some(r) = m.rates.iter().find(|r| r.threshold == claim) {
                 series.push(rm::LineSeries {
                     label: format!(
