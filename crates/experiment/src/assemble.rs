@@ -332,6 +332,7 @@ pub fn report(a: &Analysis) -> Result<rm::Report> {
         .into_iter()
         .flatten()
         .chain([
+            glance_table(a),
             answers_table(a),
             calibrated_table(a),
             held_out_table(a),
@@ -346,6 +347,164 @@ pub fn report(a: &Analysis) -> Result<rm::Report> {
         )
         .collect(),
     })
+}
+
+/// Every source of "how often does chance reach the claimed value" side by side: this panel
+/// (all pairs and the same-depth stratum), the published panel (all pairs, the stratum matching
+/// the claim, the depth model at the claim's depth), the seed lab at the claim's depth, and the
+/// published figures quoted from elsewhere, each labelled with what it is.
+fn glance_table(a: &Analysis) -> rm::Table {
+    use crate::analysis::PublishedOutcome;
+    let claim = a.exp.claim.value;
+    let depth = a.exp.claim.layers.map(|l| l[0].max(l[1]));
+    let text = |t: &str| rm::Cell::Text(t.to_owned());
+    let num = rm::Cell::Number;
+    let iv = |(lo, hi): (f64, f64)| rm::Cell::Text(format!("{lo:.4} – {hi:.4}"));
+    let measured = |source: String, r: &NullResult, median: Option<f64>, note: &str| {
+        vec![
+            text(&source),
+            num(r.n as f64),
+            num(r.exceed as f64),
+            num(r.exceed as f64 / r.n.max(1) as f64),
+            iv(r.interval),
+            median.map_or(rm::Cell::Missing, num),
+            rm::Cell::Missing,
+            text(note),
+        ]
+    };
+    let mut rows = vec![measured(
+        format!(
+            "this panel: all unrelated pairs ({} models)",
+            a.members.len()
+        ),
+        &a.panel.null,
+        Some(a.panel.summary.median),
+        "real models, fingerprinted here",
+    )];
+    if let Some(s) = a.panel.strata.iter().find(|s| s.name == "same depth") {
+        rows.push(measured(
+            "this panel: unrelated pairs of equal depth".into(),
+            &s.result,
+            None,
+            "",
+        ));
+    }
+    if let PublishedOutcome::Present(study) = &a.published_panel {
+        let p = &study.panel;
+        rows.push(measured(
+            "published panel (GraphNet): all unrelated pairs".into(),
+            &p.null,
+            Some(p.summary.median),
+            "real models; std published to 3 decimals",
+        ));
+        if let Some(s) = p
+            .matched_stratum
+            .as_ref()
+            .and_then(|m| p.strata.iter().find(|s| &s.name == m))
+        {
+            let at_depth = study
+                .depth_model
+                .points
+                .iter()
+                .any(|pt| Some(pt.depth) == depth && pt.source.starts_with("published"));
+            rows.push(measured(
+                format!("published panel: stratum {}", s.name),
+                &s.result,
+                None,
+                if at_depth {
+                    "the stratum closest to the claim"
+                } else {
+                    "the stratum closest to the claim (no pair at the claim's depth)"
+                },
+            ));
+        }
+        if let Some(r) = study
+            .depth_model
+            .rates
+            .iter()
+            .find(|r| r.threshold == claim)
+        {
+            rows.push(vec![
+                text(&format!(
+                    "depth model: equal-depth pairs at {} layers",
+                    r.depth
+                )),
+                rm::Cell::Missing,
+                rm::Cell::Missing,
+                num(r.rate),
+                iv(r.interval),
+                rm::Cell::Missing,
+                rm::Cell::Missing,
+                text(&format!(
+                    "model-based extrapolation; {} of {} held-out depths inside their interval",
+                    r.lodo.covered,
+                    r.lodo.folds.len()
+                )),
+            ]);
+        }
+    }
+    if let Some(f) = a
+        .lab
+        .as_ref()
+        .zip(depth)
+        .and_then(|(l, d)| l.independent_at(d))
+    {
+        let mut scores: Vec<f64> = f.pairs.iter().map(|p| p.score).collect();
+        scores.sort_by(f64::total_cmp);
+        let r = &f.at_or_above;
+        rows.push(vec![
+            text(&format!(
+                "seed lab: same recipe, different seeds, {} layers",
+                f.layers
+            )),
+            num(r.n as f64),
+            num(r.count as f64),
+            num(r.rate),
+            iv(r.interval),
+            num(crate::seed_lab::median(&scores)),
+            rm::Cell::Missing,
+            text(&format!(
+                "{} small models (width {}) trained here; pairs share models",
+                f.models, f.width
+            )),
+        ]);
+    }
+    for pb in &a.exp.published {
+        rows.push(vec![
+            text(&format!("published: {}", pb.label)),
+            rm::Cell::Missing,
+            rm::Cell::Missing,
+            rm::Cell::Missing,
+            rm::Cell::Missing,
+            rm::Cell::Missing,
+            num(pb.value),
+            text(&format!("quoted, not computed here: {}", pb.citation)),
+        ]);
+    }
+    rm::Table {
+        name: "at-a-glance".into(),
+        title: format!("At a glance: how often chance reaches {claim}"),
+        caption: format!(
+            "Every source this report has on pairs of models that share no weights, side by side. \
+             Counts are of pairs at or above the claimed {claim}, with 95% Clopper–Pearson \
+             intervals computed as if pairs were independent (they share models, so the \
+             intervals are too narrow). Rows marked published are quoted from their source; every \
+             other number is computed here."
+        ),
+        headers: [
+            "source",
+            "pairs",
+            "at or above the claim",
+            "share",
+            "95% interval",
+            "median score",
+            "published figure",
+            "note",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows,
+    }
 }
 
 /// The published panel at a glance: its strata at the observed score, the depth model's

@@ -507,7 +507,8 @@ pub fn power_sentence(study: &LabStudy) -> Option<String> {
     ))
 }
 
-fn median(sorted: &[f64]) -> f64 {
+/// Median of values sorted ascending.
+pub(crate) fn median(sorted: &[f64]) -> f64 {
     let n = sorted.len();
     if n % 2 == 1 {
         sorted[n / 2]

@@ -11,8 +11,10 @@ use crate::fmt;
 use crate::model::{CurvesFigure, ModelCurve};
 
 const PANEL_HEIGHT: i32 = 200;
-/// Markers are drawn on native points up to this many layers; beyond, they clutter the line.
-const MAX_MARKED_POINTS: usize = 96;
+/// Markers are drawn on native points up to this many layers; beyond, they clutter the line
+/// (and a marker per layer of 16 curves made the figure over 140 kB). Points interpolated onto
+/// another depth grid keep their markers at any depth.
+const MAX_MARKED_POINTS: usize = 24;
 
 /// Runs of consecutive defined points.
 fn runs(points: impl Iterator<Item = (f64, Option<f64>)>) -> Vec<Vec<(f64, f64)>> {
@@ -79,7 +81,7 @@ pub(crate) fn draw(ctx: &Ctx, fig: &CurvesFigure) -> Result<Drawn> {
         });
     }
     let legend_h = legend_height(&legend, WIDTH as i32 - 20);
-    let top = 34 + legend_h + 4;
+    let top = ctx.title_bottom() + legend_h + 4;
     let rows = fig.roles.len().max(1);
     let height = top + PANEL_HEIGHT * rows as i32 + 24;
 
@@ -88,7 +90,7 @@ pub(crate) fn draw(ctx: &Ctx, fig: &CurvesFigure) -> Result<Drawn> {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height as u32)).into_drawing_area();
         root.fill(&WHITE).map_err(e)?;
         ctx.draw_title(&root)?;
-        draw_legend(&root, &legend, (10, 34), WIDTH as i32 - 20).map_err(e)?;
+        draw_legend(&root, &legend, (10, ctx.title_bottom()), WIDTH as i32 - 20).map_err(e)?;
         let body = root.margin(top, 0, 0, 0);
         let areas = body.split_evenly((rows, 2));
         for (r, role) in fig.roles.iter().enumerate() {

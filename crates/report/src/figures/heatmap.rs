@@ -111,7 +111,7 @@ pub(crate) fn draw(ctx: &Ctx, fig: &HeatmapFigure) -> Result<Drawn> {
     ];
     let legend_h = legend_height(&legend, WIDTH as i32 - 20);
     let top_labels = name_w + 10;
-    let top = 34 + legend_h + 4 + top_labels;
+    let top = ctx.title_bottom() + legend_h + 4 + top_labels;
     let matrix = cell * n as i32;
     let height = top + matrix.max(220) + 24;
 
@@ -120,7 +120,7 @@ pub(crate) fn draw(ctx: &Ctx, fig: &HeatmapFigure) -> Result<Drawn> {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height as u32)).into_drawing_area();
         root.fill(&WHITE).map_err(e)?;
         ctx.draw_title(&root)?;
-        draw_legend(&root, &legend, (10, 34), WIDTH as i32 - 20).map_err(e)?;
+        draw_legend(&root, &legend, (10, ctx.title_bottom()), WIDTH as i32 - 20).map_err(e)?;
 
         let label = text(LABEL_PX);
         let show_values = cell >= 30;

@@ -54,7 +54,7 @@ pub(crate) fn draw(ctx: &Ctx, fig: &LinesFigure) -> Result<Drawn> {
         });
     }
     let legend_h = legend_height(&legend, WIDTH as i32 - 20);
-    let top = 34 + legend_h + 8;
+    let top = ctx.title_bottom() + legend_h + 8;
     let plot_h = 320;
     let height = top + plot_h + 10;
 
@@ -73,7 +73,7 @@ pub(crate) fn draw(ctx: &Ctx, fig: &LinesFigure) -> Result<Drawn> {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height as u32)).into_drawing_area();
         root.fill(&WHITE).map_err(e)?;
         ctx.draw_title(&root)?;
-        draw_legend(&root, &legend, (10, 34), WIDTH as i32 - 20).map_err(e)?;
+        draw_legend(&root, &legend, (10, ctx.title_bottom()), WIDTH as i32 - 20).map_err(e)?;
         let area = root.margin(top, 10, 10, 20);
         let mut chart = ChartBuilder::on(&area)
             .x_label_area_size(46)

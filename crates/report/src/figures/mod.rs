@@ -190,7 +190,12 @@ impl Ctx<'_> {
             root.draw_text(line, &style, (10, 8 + 20 * i as i32))
                 .map_err(|e| self.plot_err(e))?;
         }
-        Ok(14 + 20 * lines.len() as i32)
+        Ok(self.title_bottom())
+    }
+
+    /// The y below the title (one or two lines): where the legend starts.
+    pub(crate) fn title_bottom(&self) -> i32 {
+        14 + 20 * title_lines(&self.figure.title).len() as i32
     }
 }
 

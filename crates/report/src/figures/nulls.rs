@@ -108,7 +108,7 @@ pub(crate) fn draw(ctx: &Ctx, fig: &NullFigure) -> Result<Drawn> {
         });
     }
     let legend_h = legend_height(&legend, WIDTH as i32 - 20);
-    let top = 34 + legend_h + 6;
+    let top = ctx.title_bottom() + legend_h + 6;
     let height = top + panel_h * rows as i32 + 8;
 
     let mut svg = String::new();
@@ -116,7 +116,8 @@ pub(crate) fn draw(ctx: &Ctx, fig: &NullFigure) -> Result<Drawn> {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height as u32)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| ctx.plot_err(e))?;
         ctx.draw_title(&root)?;
-        draw_legend(&root, &legend, (10, 34), WIDTH as i32 - 20).map_err(|e| ctx.plot_err(e))?;
+        draw_legend(&root, &legend, (10, ctx.title_bottom()), WIDTH as i32 - 20)
+            .map_err(|e| ctx.plot_err(e))?;
         let body = root.margin(top, 8, 0, 0);
         let areas = body.split_evenly((rows, cols));
         for (((panel, null), (tested, marks)), area) in panels.iter().zip(&resolved).zip(&areas) {

@@ -67,7 +67,7 @@ pub(crate) fn draw(ctx: &Ctx, fig: &QqFigure) -> Result<Drawn> {
         swatch: Swatch::Line(Stroke::dashed(MUTED, 1), false),
     });
     let legend_h = legend_height(&legend, WIDTH as i32 - 20);
-    let top = 34 + legend_h + 6;
+    let top = ctx.title_bottom() + legend_h + 6;
     let panel_h = 360;
     let height = top + panel_h + 6;
     // The −log10 axis reaches the smallest p drawn (at least 1, i.e. p = 0.1).
@@ -85,7 +85,7 @@ pub(crate) fn draw(ctx: &Ctx, fig: &QqFigure) -> Result<Drawn> {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height as u32)).into_drawing_area();
         root.fill(&WHITE).map_err(e)?;
         ctx.draw_title(&root)?;
-        draw_legend(&root, &legend, (10, 34), WIDTH as i32 - 20).map_err(e)?;
+        draw_legend(&root, &legend, (10, ctx.title_bottom()), WIDTH as i32 - 20).map_err(e)?;
         let body = root.margin(top, 0, 0, 0);
         let (l, r) = body.split_horizontally(WIDTH / 2);
         for (k, area) in [l, r].iter().enumerate() {

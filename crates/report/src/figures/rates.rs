@@ -28,7 +28,7 @@ pub(crate) fn draw_roc(ctx: &Ctx, fig: &RocFigure) -> Result<Drawn> {
         swatch: Swatch::Line(Stroke::dashed(MUTED, 1), false),
     });
     let legend_h = legend_height(&legend, WIDTH as i32 - 20);
-    let top = 34 + legend_h + 8;
+    let top = ctx.title_bottom() + legend_h + 8;
     let side = 440;
     let height = top + side + 8;
 
@@ -37,7 +37,7 @@ pub(crate) fn draw_roc(ctx: &Ctx, fig: &RocFigure) -> Result<Drawn> {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height as u32)).into_drawing_area();
         root.fill(&WHITE).map_err(e)?;
         ctx.draw_title(&root)?;
-        draw_legend(&root, &legend, (10, 34), WIDTH as i32 - 20).map_err(e)?;
+        draw_legend(&root, &legend, (10, ctx.title_bottom()), WIDTH as i32 - 20).map_err(e)?;
         // A square plot centred in the width.
         let plot_w = side - 60;
         let lm = (WIDTH as i32 - plot_w - 70) / 2;
@@ -147,7 +147,7 @@ pub(crate) fn draw_fpr(ctx: &Ctx, fig: &FprFigure) -> Result<Drawn> {
     }
     let legend_h = legend_height(&legend, WIDTH as i32 - 20);
     let lanes = marks.len().min(3);
-    let top = 34 + legend_h + 8;
+    let top = ctx.title_bottom() + legend_h + 8;
     let plot_h = 320;
     let height = top + LANE_HEIGHT * lanes as i32 + plot_h + 10;
 
@@ -163,7 +163,7 @@ pub(crate) fn draw_fpr(ctx: &Ctx, fig: &FprFigure) -> Result<Drawn> {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height as u32)).into_drawing_area();
         root.fill(&WHITE).map_err(e)?;
         ctx.draw_title(&root)?;
-        draw_legend(&root, &legend, (10, 34), WIDTH as i32 - 20).map_err(e)?;
+        draw_legend(&root, &legend, (10, ctx.title_bottom()), WIDTH as i32 - 20).map_err(e)?;
         let area = root.margin(top + LANE_HEIGHT * lanes as i32, 10, 10, 20);
         let mut chart = ChartBuilder::on(&area)
             .x_label_area_size(46)

@@ -85,7 +85,7 @@ pub(crate) fn draw(ctx: &Ctx, fig: &SpecFigure) -> Result<Drawn> {
         });
     }
     let legend_h = legend_height(&legend, WIDTH as i32 - 20);
-    let top = 34 + legend_h + 6;
+    let top = ctx.title_bottom() + legend_h + 6;
     let matrix_top = top + PLOT_HEIGHT + 8;
     let height = matrix_top + ROW * option_rows.len() as i32 + (dims.len() as i32) * 4 + 14;
 
@@ -101,7 +101,7 @@ pub(crate) fn draw(ctx: &Ctx, fig: &SpecFigure) -> Result<Drawn> {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height as u32)).into_drawing_area();
         root.fill(&WHITE).map_err(e)?;
         ctx.draw_title(&root)?;
-        draw_legend(&root, &legend, (10, 34), WIDTH as i32 - 20).map_err(e)?;
+        draw_legend(&root, &legend, (10, ctx.title_bottom()), WIDTH as i32 - 20).map_err(e)?;
         let area = root.margin(top, height - top - PLOT_HEIGHT, 0, 20);
         let mut chart = ChartBuilder::on(&area)
             .margin_left((label_w - 62).max(0))
