@@ -506,6 +506,54 @@ fn similarities_outside_every_measure_range_are_refused() {
     refused(&null("0.5"), &["m.csv", "x / z", "outside"]);
 }
 
+#[test]
+fn labels_naming_a_model_that_is_not_there_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = dir.path().join("labels.csv");
+    let matrix = dir.path().join("m.csv");
+    std::fs::write(&matrix, ",x,y,z\nx,1,0.1,0.2\ny,0.1,1,0.3\nz,0.2,0.3,1\n").unwrap();
+    let null = |args: &[&str]| {
+        let mut a = vec!["null", "--observed", "0.5", "--labels", s(&labels)];
+        a.extend(args);
+        run(&a, dir.path())
+    };
+    std::fs::write(&labels, "model,root\nx,x\ny,y\nz,z\n").unwrap();
+    ok(&null(&["--matrix", s(&matrix)]));
+    // A typo: `z` would silently be of unknown relation to every model.
+    std::fs::write(&labels, "model,root\nx,x\ny,y\nzz,z\n").unwrap();
+    refused(
+        &null(&["--matrix", s(&matrix)]),
+        &["labels.csv", "line 4", "\"zz\"", "not one of the 3 models"],
+    );
+    // A model with no row at all.
+    std::fs::write(&labels, "model,root\nx,x\ny,y\n").unwrap();
+    refused(
+        &null(&["--matrix", s(&matrix)]),
+        &["labels.csv", "no row for model \"z\""],
+    );
+    // Pair labels: an id that is not in the matrix.
+    std::fs::write(&labels, "a,b,label\nx,y,unrelated\nx,q,unrelated\n").unwrap();
+    refused(&null(&["--matrix", s(&matrix)]), &["labels.csv", "\"q\""]);
+    // The same check for a panel directory (`null --panel`, `matrix --labels`).
+    let panel = dir.path().join("panel");
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        let m = model(
+            &dir.path().join(format!("{name}/model.safetensors")),
+            4,
+            i as u64 + 1,
+        );
+        fingerprint_to(&m, &panel.join(format!("{name}.json")), dir.path());
+    }
+    std::fs::write(&labels, "model,root\na,a\nb,b\nc,c\n").unwrap();
+    ok(&null(&["--panel", s(&panel)]));
+    std::fs::write(&labels, "model,root\na,a\nb,b\nC,c\n").unwrap();
+    refused(&null(&["--panel", s(&panel)]), &["labels.csv", "\"C\""]);
+    refused(
+        &run(&["matrix", s(&panel), "--labels", s(&labels)], dir.path()),
+        &["labels.csv", "\"C\""],
+    );
+}
+
 /// A copy of experiments/normal-below-0.7.toml in `dir`, its panel index made absolute, with
 /// `edit` applied to the text.
 fn experiment(dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf {

@@ -156,7 +156,11 @@ pub fn load_panel(
         .collect();
     let curves = curves_of_many(&items, opts)?;
     let labels = match labels {
-        Some(p) => Labels::from_path(p)?,
+        Some(p) => {
+            let l = Labels::from_path(p)?;
+            l.check_models(curves.iter().map(|c| c.model.as_str()))?;
+            l
+        }
         None if dir.join("index.toml").is_file() => {
             let index = PanelIndex::load(&dir.join("index.toml"))?;
             let models: BTreeMap<String, ModelLabel> = index

@@ -41,7 +41,11 @@ pub fn run(a: MatrixArgs) -> Result<()> {
         bail!("matrix needs at least two fingerprints");
     }
     let labels = match &a.labels {
-        Some(p) => Labels::from_path(p)?,
+        Some(p) => {
+            let l = Labels::from_path(p)?;
+            l.check_models(curves.iter().map(|c| c.model.as_str()))?;
+            l
+        }
         None => Labels::singletons(curves.iter().map(|c| c.model.as_str()))?,
     };
     let m: Measure = a.curve.measure.parse()?;
