@@ -408,6 +408,75 @@ fn concurrent_writers_without_force_write_once() {
     assert!(hidden(dir.path()).is_empty(), "{:?}", hidden(dir.path()));
 }
 
+/// Every cell of a CSV text (a plain splitter: the cells tested hold no quotes or commas).
+fn cells(text: &str) -> Vec<String> {
+    text.lines()
+        .flat_map(|l| l.split(','))
+        .map(|c| c.trim_matches('"').to_string())
+        .collect()
+}
+
+/// A cell a spreadsheet would run as a formula: text beginning with `=`, `+`, `-`, `@`, tab or
+/// CR (numbers such as -0.5 excepted).
+fn formula(c: &str) -> bool {
+    c.starts_with(['=', '+', '-', '@', '\t', '\r']) && c.parse::<f64>().is_err()
+}
+
+#[test]
+fn csv_cells_a_spreadsheet_would_run_are_neutralised() {
+    let dir = tempfile::tempdir().unwrap();
+    // A model whose directory (its name in the fingerprint) is a formula.
+    let m = model(&dir.path().join("=1+2/model.safetensors"), 4, 1);
+    let csv = dir.path().join("fp.csv");
+    ok(&run(
+        &[
+            "fingerprint",
+            s(&m),
+            "--no-cache",
+            "--format",
+            "csv",
+            "-o",
+            s(&csv),
+        ],
+        dir.path(),
+    ));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let c = cells(&text);
+    assert!(c.iter().any(|c| c == "'=1+2"), "{text}");
+    assert!(!c.iter().any(|c| formula(c)), "{text}");
+    // Report CSVs: a published figure labelled like a formula.
+    let exp = experiment(dir.path(), |t| {
+        t.replacen(
+            "label = \"deepseek-llm-7b vs llama-2-7b (independent models), same method\"",
+            "label = \"=1+2\"",
+            1,
+        )
+        .replacen("short = \"deepseek vs llama-2\"", "short = \"@SUM(A1)\"", 1)
+    });
+    let out = dir.path().join("out");
+    ok(&run(&["reproduce", s(&exp), "-o", s(&out)], dir.path()));
+    let mut all = Vec::new();
+    for (name, bytes) in snapshot(&out) {
+        if name.ends_with(".csv") {
+            all.extend(cells(&String::from_utf8(bytes).unwrap()));
+        }
+    }
+    for want in ["'=1+2", "'@SUM(A1)"] {
+        assert!(all.iter().any(|c| c == want), "{want} missing");
+    }
+    let bad: Vec<&String> = all.iter().filter(|c| formula(c)).collect();
+    assert!(bad.is_empty(), "{bad:?}");
+    // Negative numbers stay numbers.
+    assert!(
+        all.iter()
+            .any(|c| c.starts_with('-') && c.parse::<f64>().is_ok()),
+        "no negative number in the report's CSVs"
+    );
+    assert!(!all
+        .iter()
+        .any(|c| c.starts_with("'-") && c[1..].parse::<f64>().is_ok()));
+}
+
 // ---- Inputs whose meaning is checked on load -------------------------------------------
 
 /// Fingerprint `model` into `out` (JSON).
