@@ -668,6 +668,63 @@ fn experiment_values_are_checked_before_any_computation() {
     }
 }
 
+/// A safetensors file of one F64 `[64, 64]` tensor `x_i = scale · u_i` (u uniform in ±0.5 from
+/// a fixed generator); returns the path and the population std of the u.
+fn f64_model(path: &Path, scale: f64) -> (PathBuf, f64) {
+    let mut s = 0x9E37_79B9_7F4A_7C15u64;
+    let u: Vec<f64> = (0..4096)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        })
+        .collect();
+    let n = u.len() as f64;
+    let mean = u.iter().sum::<f64>() / n;
+    let std = (u.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n).sqrt();
+    let data: Vec<u8> = u.iter().flat_map(|x| (x * scale).to_le_bytes()).collect();
+    let header = serde_json::json!({"model.layers.0.self_attn.q_proj.weight":
+        {"dtype": "F64", "shape": [64, 64], "data_offsets": [0, data.len()]}});
+    let mut h = serde_json::to_vec(&header).unwrap();
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut bytes = (h.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(h);
+    bytes.extend(data);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+    (path.to_path_buf(), std)
+}
+
+#[test]
+fn f64_weights_near_the_ends_of_the_range_get_their_std() {
+    let dir = tempfile::tempdir().unwrap();
+    for scale in [1e160, -1e200, 1e-300, 1.0] {
+        let (m, std_u) = f64_model(
+            &dir.path().join(format!("{scale:e}/model.safetensors")),
+            scale,
+        );
+        let out = dir.path().join(format!("{scale:e}.json"));
+        fingerprint_to(&m, &out, dir.path());
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        let t = &v["tensors"][0];
+        let std = t["std"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("std at {scale}: {t}"));
+        let want = std_u * scale.abs();
+        assert!(
+            ((std - want) / want).abs() < 1e-12,
+            "std at {scale}: {std} vs {want}"
+        );
+        let l2 = t["l2"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("l2 at {scale}: {t}"));
+        assert!(l2 > 0.0 && l2.is_finite());
+    }
+}
+
 // ---- Resources and special files -------------------------------------------------------
 
 /// Run and wait at most `secs` seconds (a hang fails the test instead of stalling it).
