@@ -623,6 +623,100 @@ fn labels_naming_a_model_that_is_not_there_are_refused() {
     );
 }
 
+#[test]
+fn published_matrices_and_tables_name_file_row_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = dir.path().join("labels.csv");
+    std::fs::write(&labels, "model,root\nx,x\ny,y\nz,z\n").unwrap();
+    let matrix = dir.path().join("m.csv");
+    let null = || {
+        run(
+            &[
+                "null",
+                "--observed",
+                "0.5",
+                "--matrix",
+                s(&matrix),
+                "--labels",
+                s(&labels),
+            ],
+            dir.path(),
+        )
+    };
+    // A matrix in percent whose cells all happen to be at most 1: its diagonal gives it away.
+    std::fs::write(
+        &matrix,
+        ",x,y,z\nx,100,0.5,0.2\ny,0.5,100,0.9\nz,0.2,0.9,100\n",
+    )
+    .unwrap();
+    refused(&null(), &["m.csv", "line 2", "row x, column x", "percent"]);
+    // A distance matrix (zero diagonal) is not a similarity matrix.
+    std::fs::write(&matrix, ",x,y,z\nx,0,0.5,0.2\ny,0.5,0,0.9\nz,0.2,0.9,0\n").unwrap();
+    refused(&null(), &["m.csv", "row x, column x", "distance"]);
+    // Out of range: the line, row and column of the cell.
+    std::fs::write(&matrix, ",x,y,z\nx,1,0.5,0.2\ny,0.5,1,1.5\nz,0.2,1.5,1\n").unwrap();
+    refused(&null(), &["m.csv", "line 3", "row y, column z", "outside"]);
+    // Not symmetric within the stated tolerance.
+    std::fs::write(&matrix, ",x,y,z\nx,1,0.5,0.2\ny,0.51,1,0.3\nz,0.2,0.3,1\n").unwrap();
+    refused(
+        &null(),
+        &["m.csv", "matrix[x][y] = 0.5", "matrix[y][x] = 0.51"],
+    );
+
+    // A published per-layer std table (the experiment's [published_panel]) with a role cut short.
+    let data = dir.path().join("published");
+    std::fs::create_dir(&data).unwrap();
+    let table = data.join("attention_std_long.csv");
+    let mut text = String::from("model,stack,layer,role,std\n");
+    for l in 0..6 {
+        for (k, role) in ["attn_q", "attn_k", "attn_v", "attn_o"].iter().enumerate() {
+            if !(l >= 4 && *role == "attn_v") {
+                text.push_str(&format!("m,,{l},{role},{}\n", 0.01 * (l + k + 1) as f64));
+            }
+        }
+    }
+    std::fs::write(&table, &text).unwrap();
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let reproduce = || {
+        bin()
+            .args([
+                "reproduce",
+                s(&ws.join("experiments/honestagi.toml")),
+                "-o",
+                s(&dir.path().join("out")),
+            ])
+            .env("NULLPRINT_CACHE", dir.path())
+            .env("NULLPRINT_PUBLISHED_DATA", &data)
+            .output()
+            .unwrap()
+    };
+    refused(
+        &reproduce(),
+        &[
+            "attention_std_long.csv",
+            "line 2",
+            "attn_v",
+            "4 of the 6 layers",
+        ],
+    );
+    // A negative std: file, line and column.
+    std::fs::write(
+        &table,
+        text.replacen("m,,2,attn_k,0.04", "m,,2,attn_k,-0.04", 1),
+    )
+    .unwrap();
+    refused(
+        &reproduce(),
+        &[
+            "attention_std_long.csv",
+            "line 11",
+            "std \"-0.04\"",
+            "non-negative",
+        ],
+    );
+    assert!(!dir.path().join("out").exists());
+}
+
 /// A copy of experiments/normal-below-0.7.toml in `dir`, its panel index made absolute, with
 /// `edit` applied to the text.
 fn experiment(dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf {

@@ -212,6 +212,13 @@ pub fn analyse(
     opts: &Options,
 ) -> Result<Analysis> {
     let exp = Experiment::load(path)?;
+    // A published per-layer table is read and checked before any computation.
+    let published_data = match (&exp.published_panel, exp.published_dir(path)) {
+        (Some(_), Some(dir)) if crate::published::data_file(&dir).is_some() => Some(
+            null::published_panel::read_dir(&dir, &crate::published::ROLES)?,
+        ),
+        _ => None,
+    };
     let index_path = exp.index_path(path);
     let index = PanelIndex::load(&index_path)?;
     let measure = exp.measure.name;
@@ -450,8 +457,15 @@ pub fn analyse(
     let answer = null::answer::classify(Some(&panel.null), exp.nulls.alpha);
     let answer_rates = crate::answers::measure(&table, &real_controls, exp.nulls.alpha)?;
 
-    let published_panel =
-        published_outcome(&exp, path, (&table, &curves), observed, &mut inputs, opts)?;
+    let published_panel = published_outcome(
+        &exp,
+        path,
+        (&table, &curves),
+        observed,
+        published_data,
+        &mut inputs,
+        opts,
+    )?;
 
     Ok(Analysis {
         published_panel,
@@ -538,6 +552,7 @@ fn published_outcome(
     path: &Path,
     own: (&PairTable, &[Curves]),
     observed: f64,
+    data: Option<null::published_panel::PublishedPanel>,
     inputs: &mut Inputs,
     opts: &Options,
 ) -> Result<PublishedOutcome> {
@@ -556,7 +571,11 @@ fn published_outcome(
             _ => Ok(PublishedOutcome::Absent { dir }),
         };
     };
-    let panel = null::published_panel::read_dir(&dir, &crate::published::ROLES)?;
+    // Read and checked before the computation began; read here only if it appeared since.
+    let panel = match data {
+        Some(p) => p,
+        None => null::published_panel::read_dir(&dir, &crate::published::ROLES)?,
+    };
     let study = crate::published::study(
         &panel,
         Some(own),
