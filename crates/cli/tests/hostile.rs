@@ -1057,3 +1057,91 @@ fn the_same_weights_under_two_roots_are_refused() {
         &["index.toml", "same weights", "another root"],
     );
 }
+
+#[test]
+fn null_panel_fingerprints_are_checked_against_the_index_and_for_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (copy, _) = panel_copy(dir.path());
+    let null = |panel: &Path| {
+        run(
+            &["null", "--observed", "0.9", "--panel", s(panel)],
+            dir.path(),
+        )
+    };
+    ok(&null(&copy));
+    // Another model's fingerprint under this model's name: both are named.
+    let antiberty = std::fs::read(copy.join("antiberty.json")).unwrap();
+    std::fs::copy(copy.join("whisper-base.json"), copy.join("antiberty.json")).unwrap();
+    refused(
+        &null(&copy),
+        &[
+            "antiberty.json",
+            "another model's fingerprint",
+            "whisper-base",
+        ],
+    );
+    std::fs::write(copy.join("antiberty.json"), antiberty).unwrap();
+    // A fingerprint the index does not list.
+    std::fs::copy(copy.join("whisper-base.json"), copy.join("extra.json")).unwrap();
+    refused(&null(&copy), &["extra.json", "not in", "index.toml"]);
+    std::fs::remove_file(copy.join("extra.json")).unwrap();
+    // The same weights under two names in the index (same root).
+    let index = copy.join("index.toml");
+    let text = std::fs::read_to_string(&index).unwrap();
+    let block = |id: &str| {
+        let start = text.find(&format!("id = \"{id}\"")).unwrap();
+        text[start..].split("[[model]]").next().unwrap().to_string()
+    };
+    let sha = |b: &str| {
+        b.lines()
+            .find(|l| l.starts_with("sha256 = "))
+            .unwrap()
+            .to_string()
+    };
+    let (a, b) = (block("all-minilm-l6-v2"), block("all-minilm-l6-v2-int8"));
+    std::fs::write(&index, text.replacen(&sha(&b), &sha(&a), 1)).unwrap();
+    refused(&null(&copy), &["index.toml", "same weights", "two names"]);
+    // Without an index: two files of the same weights are one model under two names.
+    let plain = dir.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    for f in ["whisper-base", "antiberty", "gemma3-270m"] {
+        std::fs::copy(
+            copy.join(format!("{f}.json")),
+            plain.join(format!("{f}.json")),
+        )
+        .unwrap();
+    }
+    let labels = dir.path().join("labels.csv");
+    let mut rows = String::from("model,root\nwhisper-base,w\nantiberty,a\ngemma3-270m,g\n");
+    std::fs::write(&labels, &rows).unwrap();
+    let labelled = || {
+        run(
+            &[
+                "null",
+                "--observed",
+                "0.9",
+                "--panel",
+                s(&plain),
+                "--labels",
+                s(&labels),
+            ],
+            dir.path(),
+        )
+    };
+    ok(&labelled());
+    std::fs::copy(
+        copy.join("whisper-base.json"),
+        plain.join("whisper-copy.json"),
+    )
+    .unwrap();
+    rows.push_str("whisper-copy,c\n");
+    std::fs::write(&labels, &rows).unwrap();
+    refused(
+        &labelled(),
+        &["whisper-copy.json", "same weights", "whisper-base.json"],
+    );
+    refused(
+        &run(&["matrix", s(&plain)], dir.path()),
+        &["whisper-copy.json", "same weights"],
+    );
+}

@@ -246,7 +246,7 @@ pub fn analyse(
             });
         }
         let fp = inputs.fingerprint(&fp_path, &format!("baseline fingerprint of {}", m.id))?;
-        m.check_fingerprint(&fp, &fp_path)?;
+        m.check_fingerprint(&fp, &fp_path, &index)?;
         let mut curves = Curves::from_fingerprint(&fp, &curve_opts)
             .map_err(Error::statistic(format!("{}: curves", fp_path.display())))?;
         curves.model = m.id.clone();

@@ -39,17 +39,32 @@ pub struct PanelModel {
 impl PanelModel {
     /// Check that `fp` (read from `path`) is the fingerprint of this model's weights: one of
     /// its files has the index's SHA-256. A fingerprint copied over another model's file, or
-    /// one without hashes, is refused.
-    pub fn check_fingerprint(&self, fp: &fingerprint::Fingerprint, path: &Path) -> Result<()> {
+    /// one without hashes, is refused; `index` names the model it is the fingerprint of.
+    pub fn check_fingerprint(
+        &self,
+        fp: &fingerprint::Fingerprint,
+        path: &Path,
+        index: &PanelIndex,
+    ) -> Result<()> {
         let hashes: Vec<&str> = fp
             .model
             .files
             .iter()
             .filter_map(|f| f.sha256.as_deref())
             .collect();
+        self.check_hashes(&hashes, path, index)
+    }
+
+    /// [`Self::check_fingerprint`] given the fingerprint's weight-file hashes.
+    pub fn check_hashes(&self, hashes: &[&str], path: &Path, index: &PanelIndex) -> Result<()> {
         if hashes.contains(&self.sha256.as_str()) {
             return Ok(());
         }
+        let owner = index
+            .model
+            .iter()
+            .find(|m| hashes.contains(&m.sha256.as_str()))
+            .map_or(String::new(), |m| format!(" (that of {})", m.id));
         Err(Error::invalid(
             path,
             "model.files[].sha256",
@@ -60,7 +75,7 @@ impl PanelModel {
                 )
             } else {
                 format!(
-                    "{} is not the index's {} for {}: this is another model's fingerprint",
+                    "{} is not the index's {} for {}: this is another model's fingerprint{owner}",
                     hashes.join(", "),
                     self.sha256,
                     self.id
@@ -109,16 +124,18 @@ impl PanelIndex {
         let mut by_hash: std::collections::BTreeMap<&str, &PanelModel> = Default::default();
         for (i, m) in index.model.iter().enumerate() {
             if let Some(first) = by_hash.insert(m.sha256.as_str(), m) {
-                if first.root != m.root {
-                    return Err(Error::invalid(
-                        path,
-                        format!("model[{i}].sha256"),
-                        format!(
-                            "{} has the same weights as {} but another root ({:?} vs {:?})",
-                            m.id, first.id, m.root, first.root
-                        ),
-                    ));
-                }
+                let why = if first.root != m.root {
+                    format!(
+                        "{} has the same weights as {} but another root ({:?} vs {:?})",
+                        m.id, first.id, m.root, first.root
+                    )
+                } else {
+                    format!(
+                        "{} has the same weights as {}: one model under two names",
+                        m.id, first.id
+                    )
+                };
+                return Err(Error::invalid(path, format!("model[{i}].sha256"), why));
             }
             if !fingerprint::source::is_plain_name(&m.id) {
                 return Err(Error::invalid(

@@ -254,6 +254,8 @@ pub struct StdRows {
     pub nonfinite: bool,
     /// `tensors`.
     pub tensors: Vec<StdRow>,
+    /// `model.files[].sha256`, where recorded: which weights the fingerprint is of.
+    pub sha256: Vec<String>,
 }
 
 impl StdRows {
@@ -266,11 +268,18 @@ impl StdRows {
             model_type: Option<String>,
         }
         #[derive(Deserialize)]
+        struct File {
+            #[serde(default)]
+            sha256: Option<String>,
+        }
+        #[derive(Deserialize)]
         struct Model {
             name: String,
             #[serde(default)]
             architecture: Option<String>,
             config: Config,
+            #[serde(default)]
+            files: Vec<File>,
         }
         #[derive(Deserialize)]
         struct Doc {
@@ -302,6 +311,7 @@ impl StdRows {
             architecture: d.model.architecture,
             nonfinite: d.nonfinite,
             tensors: d.tensors,
+            sha256: d.model.files.into_iter().filter_map(|f| f.sha256).collect(),
         })
     }
 }
