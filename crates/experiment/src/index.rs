@@ -12,6 +12,17 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
+/// How an index says that no whole-file SHA-256 was computed (`nullprint panel build` reads
+/// weights in HTTP ranges and writes `panel::build::NO_SHA256`, which begins so): such an entry
+/// has no hash to check a fingerprint against, and is
+/// left out of the same-weights check. Any other `sha256` must be 64 hex digits.
+pub const NOT_COMPUTED: &str = "not computed";
+
+/// True when an index `sha256` is an actual hash (not the [`NOT_COMPUTED`] statement).
+fn is_computed(sha256: &str) -> bool {
+    !sha256.starts_with(NOT_COMPUTED)
+}
+
 /// One model of the panel.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,7 +68,7 @@ impl PanelModel {
 
     /// [`Self::check_fingerprint`] given the fingerprint's weight-file hashes.
     pub fn check_hashes(&self, hashes: &[&str], path: &Path, index: &PanelIndex) -> Result<()> {
-        if hashes.contains(&self.sha256.as_str()) {
+        if hashes.contains(&self.sha256.as_str()) || !is_computed(&self.sha256) {
             return Ok(());
         }
         let owner = index
@@ -123,20 +134,6 @@ impl PanelIndex {
         // The same weights under two roots would count a model against itself as unrelated.
         let mut by_hash: std::collections::BTreeMap<&str, &PanelModel> = Default::default();
         for (i, m) in index.model.iter().enumerate() {
-            if let Some(first) = by_hash.insert(m.sha256.as_str(), m) {
-                let why = if first.root != m.root {
-                    format!(
-                        "{} has the same weights as {} but another root ({:?} vs {:?})",
-                        m.id, first.id, m.root, first.root
-                    )
-                } else {
-                    format!(
-                        "{} has the same weights as {}: one model under two names",
-                        m.id, first.id
-                    )
-                };
-                return Err(Error::invalid(path, format!("model[{i}].sha256"), why));
-            }
             if !fingerprint::source::is_plain_name(&m.id) {
                 return Err(Error::invalid(
                     path,
@@ -150,6 +147,31 @@ impl PanelIndex {
                     format!("model[{i}].id"),
                     format!("{:?} appears twice", m.id),
                 ));
+            }
+            if !is_computed(&m.sha256) {
+                // No hash to compare.
+            } else if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(Error::invalid(
+                    path,
+                    format!("model[{i}].sha256"),
+                    format!(
+                        "{:?} is not a SHA-256 (64 hex digits) nor {NOT_COMPUTED:?}",
+                        m.sha256
+                    ),
+                ));
+            } else if let Some(first) = by_hash.insert(m.sha256.as_str(), m) {
+                let why = if first.root != m.root {
+                    format!(
+                        "{} has the same weights as {} but another root ({:?} vs {:?})",
+                        m.id, first.id, m.root, first.root
+                    )
+                } else {
+                    format!(
+                        "{} has the same weights as {}: one model under two names",
+                        m.id, first.id
+                    )
+                };
+                return Err(Error::invalid(path, format!("model[{i}].sha256"), why));
             }
         }
         Ok(index)
@@ -330,7 +352,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("index.toml");
         let model = |id: &str| {
-            format!("[[model]]\nid = \"{id}\"\nweights = \"w\"\nsha256 = \"s\"\nsource = \"s\"\nfamily = \"f\"\nroot = \"r\"\norganization = \"o\"\nderived_from = \"d\"\nkind = \"decoder\"\n")
+            let sha = format!(
+                "{:064x}",
+                id.len() * 7 + id.bytes().map(usize::from).sum::<usize>()
+            );
+            format!("[[model]]\nid = \"{id}\"\nweights = \"w\"\nsha256 = \"{sha}\"\nsource = \"s\"\nfamily = \"f\"\nroot = \"r\"\norganization = \"o\"\nderived_from = \"d\"\nkind = \"decoder\"\n")
         };
         std::fs::write(&p, model("a") + &model("a")).unwrap();
         let e = PanelIndex::load(&p).unwrap_err().to_string();
@@ -339,6 +365,25 @@ mod tests {
         let e = PanelIndex::load(&p).unwrap_err().to_string();
         assert!(e.contains("model[0].id"), "{e}");
         std::fs::write(&p, model("a") + &model("b")).unwrap();
+        assert_eq!(PanelIndex::load(&p).unwrap().model.len(), 2);
+        // Hashes: 64 hex digits or the statement that none was computed; one hash, one model.
+        let b_sha = format!("{:064x}", 7 + usize::from(b'b'));
+        let a_sha = format!("{:064x}", 7 + usize::from(b'a'));
+        std::fs::write(&p, model("a") + &model("b").replace(&b_sha, "s")).unwrap();
+        let e = PanelIndex::load(&p).unwrap_err().to_string();
+        assert!(e.contains("model[1].sha256") && e.contains("64 hex"), "{e}");
+        std::fs::write(&p, model("a") + &model("b").replace(&b_sha, &a_sha)).unwrap();
+        let e = PanelIndex::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("model[1].sha256") && e.contains("two names"),
+            "{e}"
+        );
+        let none = format!("{NOT_COMPUTED}: read in HTTP ranges");
+        std::fs::write(
+            &p,
+            model("a").replace(&a_sha, &none) + &model("b").replace(&b_sha, &none),
+        )
+        .unwrap();
         assert_eq!(PanelIndex::load(&p).unwrap().model.len(), 2);
     }
 }
