@@ -408,6 +408,75 @@ fn concurrent_writers_without_force_write_once() {
     assert!(hidden(dir.path()).is_empty(), "{:?}", hidden(dir.path()));
 }
 
+/// Every cell of a CSV text (a plain splitter: the cells tested hold no quotes or commas).
+fn cells(text: &str) -> Vec<String> {
+    text.lines()
+        .flat_map(|l| l.split(','))
+        .map(|c| c.trim_matches('"').to_string())
+        .collect()
+}
+
+/// A cell a spreadsheet would run as a formula: text beginning with `=`, `+`, `-`, `@`, tab or
+/// CR (numbers such as -0.5 excepted).
+fn formula(c: &str) -> bool {
+    c.starts_with(['=', '+', '-', '@', '\t', '\r']) && c.parse::<f64>().is_err()
+}
+
+#[test]
+fn csv_cells_a_spreadsheet_would_run_are_neutralised() {
+    let dir = tempfile::tempdir().unwrap();
+    // A model whose directory (its name in the fingerprint) is a formula.
+    let m = model(&dir.path().join("=1+2/model.safetensors"), 4, 1);
+    let csv = dir.path().join("fp.csv");
+    ok(&run(
+        &[
+            "fingerprint",
+            s(&m),
+            "--no-cache",
+            "--format",
+            "csv",
+            "-o",
+            s(&csv),
+        ],
+        dir.path(),
+    ));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let c = cells(&text);
+    assert!(c.iter().any(|c| c == "'=1+2"), "{text}");
+    assert!(!c.iter().any(|c| formula(c)), "{text}");
+    // Report CSVs: a published figure labelled like a formula.
+    let exp = experiment(dir.path(), |t| {
+        t.replacen(
+            "label = \"deepseek-llm-7b vs llama-2-7b (independent models), same method\"",
+            "label = \"=1+2\"",
+            1,
+        )
+        .replacen("short = \"deepseek vs llama-2\"", "short = \"@SUM(A1)\"", 1)
+    });
+    let out = dir.path().join("out");
+    ok(&run(&["reproduce", s(&exp), "-o", s(&out)], dir.path()));
+    let mut all = Vec::new();
+    for (name, bytes) in snapshot(&out) {
+        if name.ends_with(".csv") {
+            all.extend(cells(&String::from_utf8(bytes).unwrap()));
+        }
+    }
+    for want in ["'=1+2", "'@SUM(A1)"] {
+        assert!(all.iter().any(|c| c == want), "{want} missing");
+    }
+    let bad: Vec<&String> = all.iter().filter(|c| formula(c)).collect();
+    assert!(bad.is_empty(), "{bad:?}");
+    // Negative numbers stay numbers.
+    assert!(
+        all.iter()
+            .any(|c| c.starts_with('-') && c.parse::<f64>().is_ok()),
+        "no negative number in the report's CSVs"
+    );
+    assert!(!all
+        .iter()
+        .any(|c| c.starts_with("'-") && c[1..].parse::<f64>().is_ok()));
+}
+
 // ---- Inputs whose meaning is checked on load -------------------------------------------
 
 /// Fingerprint `model` into `out` (JSON).
@@ -506,6 +575,148 @@ fn similarities_outside_every_measure_range_are_refused() {
     refused(&null("0.5"), &["m.csv", "x / z", "outside"]);
 }
 
+#[test]
+fn labels_naming_a_model_that_is_not_there_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = dir.path().join("labels.csv");
+    let matrix = dir.path().join("m.csv");
+    std::fs::write(&matrix, ",x,y,z\nx,1,0.1,0.2\ny,0.1,1,0.3\nz,0.2,0.3,1\n").unwrap();
+    let null = |args: &[&str]| {
+        let mut a = vec!["null", "--observed", "0.5", "--labels", s(&labels)];
+        a.extend(args);
+        run(&a, dir.path())
+    };
+    std::fs::write(&labels, "model,root\nx,x\ny,y\nz,z\n").unwrap();
+    ok(&null(&["--matrix", s(&matrix)]));
+    // A typo: `z` would silently be of unknown relation to every model.
+    std::fs::write(&labels, "model,root\nx,x\ny,y\nzz,z\n").unwrap();
+    refused(
+        &null(&["--matrix", s(&matrix)]),
+        &["labels.csv", "line 4", "\"zz\"", "not one of the 3 models"],
+    );
+    // A model with no row at all.
+    std::fs::write(&labels, "model,root\nx,x\ny,y\n").unwrap();
+    refused(
+        &null(&["--matrix", s(&matrix)]),
+        &["labels.csv", "no row for model \"z\""],
+    );
+    // Pair labels: an id that is not in the matrix.
+    std::fs::write(&labels, "a,b,label\nx,y,unrelated\nx,q,unrelated\n").unwrap();
+    refused(&null(&["--matrix", s(&matrix)]), &["labels.csv", "\"q\""]);
+    // The same check for a panel directory (`null --panel`, `matrix --labels`).
+    let panel = dir.path().join("panel");
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        let m = model(
+            &dir.path().join(format!("{name}/model.safetensors")),
+            4,
+            i as u64 + 1,
+        );
+        fingerprint_to(&m, &panel.join(format!("{name}.json")), dir.path());
+    }
+    std::fs::write(&labels, "model,root\na,a\nb,b\nc,c\n").unwrap();
+    ok(&null(&["--panel", s(&panel)]));
+    std::fs::write(&labels, "model,root\na,a\nb,b\nC,c\n").unwrap();
+    refused(&null(&["--panel", s(&panel)]), &["labels.csv", "\"C\""]);
+    refused(
+        &run(&["matrix", s(&panel), "--labels", s(&labels)], dir.path()),
+        &["labels.csv", "\"C\""],
+    );
+}
+
+#[test]
+fn published_matrices_and_tables_name_file_row_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = dir.path().join("labels.csv");
+    std::fs::write(&labels, "model,root\nx,x\ny,y\nz,z\n").unwrap();
+    let matrix = dir.path().join("m.csv");
+    let null = || {
+        run(
+            &[
+                "null",
+                "--observed",
+                "0.5",
+                "--matrix",
+                s(&matrix),
+                "--labels",
+                s(&labels),
+            ],
+            dir.path(),
+        )
+    };
+    // A matrix in percent whose cells all happen to be at most 1: its diagonal gives it away.
+    std::fs::write(
+        &matrix,
+        ",x,y,z\nx,100,0.5,0.2\ny,0.5,100,0.9\nz,0.2,0.9,100\n",
+    )
+    .unwrap();
+    refused(&null(), &["m.csv", "line 2", "row x, column x", "percent"]);
+    // A distance matrix (zero diagonal) is not a similarity matrix.
+    std::fs::write(&matrix, ",x,y,z\nx,0,0.5,0.2\ny,0.5,0,0.9\nz,0.2,0.9,0\n").unwrap();
+    refused(&null(), &["m.csv", "row x, column x", "distance"]);
+    // Out of range: the line, row and column of the cell.
+    std::fs::write(&matrix, ",x,y,z\nx,1,0.5,0.2\ny,0.5,1,1.5\nz,0.2,1.5,1\n").unwrap();
+    refused(&null(), &["m.csv", "line 3", "row y, column z", "outside"]);
+    // Not symmetric within the stated tolerance.
+    std::fs::write(&matrix, ",x,y,z\nx,1,0.5,0.2\ny,0.51,1,0.3\nz,0.2,0.3,1\n").unwrap();
+    refused(
+        &null(),
+        &["m.csv", "matrix[x][y] = 0.5", "matrix[y][x] = 0.51"],
+    );
+
+    // A published per-layer std table (the experiment's [published_panel]) with a role cut short.
+    let data = dir.path().join("published");
+    std::fs::create_dir(&data).unwrap();
+    let table = data.join("attention_std_long.csv");
+    let mut text = String::from("model,stack,layer,role,std\n");
+    for l in 0..6 {
+        for (k, role) in ["attn_q", "attn_k", "attn_v", "attn_o"].iter().enumerate() {
+            if !(l >= 4 && *role == "attn_v") {
+                text.push_str(&format!("m,,{l},{role},{}\n", 0.01 * (l + k + 1) as f64));
+            }
+        }
+    }
+    std::fs::write(&table, &text).unwrap();
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let reproduce = || {
+        bin()
+            .args([
+                "reproduce",
+                s(&ws.join("experiments/honestagi.toml")),
+                "-o",
+                s(&dir.path().join("out")),
+            ])
+            .env("NULLPRINT_CACHE", dir.path())
+            .env("NULLPRINT_PUBLISHED_DATA", &data)
+            .output()
+            .unwrap()
+    };
+    refused(
+        &reproduce(),
+        &[
+            "attention_std_long.csv",
+            "line 2",
+            "attn_v",
+            "4 of the 6 layers",
+        ],
+    );
+    // A negative std: file, line and column.
+    std::fs::write(
+        &table,
+        text.replacen("m,,2,attn_k,0.04", "m,,2,attn_k,-0.04", 1),
+    )
+    .unwrap();
+    refused(
+        &reproduce(),
+        &[
+            "attention_std_long.csv",
+            "line 11",
+            "std \"-0.04\"",
+            "non-negative",
+        ],
+    );
+    assert!(!dir.path().join("out").exists());
+}
+
 /// A copy of experiments/normal-below-0.7.toml in `dir`, its panel index made absolute, with
 /// `edit` applied to the text.
 fn experiment(dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf {
@@ -548,6 +759,63 @@ fn experiment_values_are_checked_before_any_computation() {
         });
         refused(&reproduce(&p), &["exp.toml", field]);
         assert!(!out.exists());
+    }
+}
+
+/// A safetensors file of one F64 `[64, 64]` tensor `x_i = scale · u_i` (u uniform in ±0.5 from
+/// a fixed generator); returns the path and the population std of the u.
+fn f64_model(path: &Path, scale: f64) -> (PathBuf, f64) {
+    let mut s = 0x9E37_79B9_7F4A_7C15u64;
+    let u: Vec<f64> = (0..4096)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        })
+        .collect();
+    let n = u.len() as f64;
+    let mean = u.iter().sum::<f64>() / n;
+    let std = (u.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n).sqrt();
+    let data: Vec<u8> = u.iter().flat_map(|x| (x * scale).to_le_bytes()).collect();
+    let header = serde_json::json!({"model.layers.0.self_attn.q_proj.weight":
+        {"dtype": "F64", "shape": [64, 64], "data_offsets": [0, data.len()]}});
+    let mut h = serde_json::to_vec(&header).unwrap();
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut bytes = (h.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(h);
+    bytes.extend(data);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+    (path.to_path_buf(), std)
+}
+
+#[test]
+fn f64_weights_near_the_ends_of_the_range_get_their_std() {
+    let dir = tempfile::tempdir().unwrap();
+    for scale in [1e160, -1e200, 1e-300, 1.0] {
+        let (m, std_u) = f64_model(
+            &dir.path().join(format!("{scale:e}/model.safetensors")),
+            scale,
+        );
+        let out = dir.path().join(format!("{scale:e}.json"));
+        fingerprint_to(&m, &out, dir.path());
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        let t = &v["tensors"][0];
+        let std = t["std"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("std at {scale}: {t}"));
+        let want = std_u * scale.abs();
+        assert!(
+            ((std - want) / want).abs() < 1e-12,
+            "std at {scale}: {std} vs {want}"
+        );
+        let l2 = t["l2"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("l2 at {scale}: {t}"));
+        assert!(l2 > 0.0 && l2.is_finite());
     }
 }
 
@@ -787,5 +1055,93 @@ fn the_same_weights_under_two_roots_are_refused() {
     refused(
         &run(&["reproduce", s(&exp), "-o", s(&out)], dir.path()),
         &["index.toml", "same weights", "another root"],
+    );
+}
+
+#[test]
+fn null_panel_fingerprints_are_checked_against_the_index_and_for_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (copy, _) = panel_copy(dir.path());
+    let null = |panel: &Path| {
+        run(
+            &["null", "--observed", "0.9", "--panel", s(panel)],
+            dir.path(),
+        )
+    };
+    ok(&null(&copy));
+    // Another model's fingerprint under this model's name: both are named.
+    let antiberty = std::fs::read(copy.join("antiberty.json")).unwrap();
+    std::fs::copy(copy.join("whisper-base.json"), copy.join("antiberty.json")).unwrap();
+    refused(
+        &null(&copy),
+        &[
+            "antiberty.json",
+            "another model's fingerprint",
+            "whisper-base",
+        ],
+    );
+    std::fs::write(copy.join("antiberty.json"), antiberty).unwrap();
+    // A fingerprint the index does not list.
+    std::fs::copy(copy.join("whisper-base.json"), copy.join("extra.json")).unwrap();
+    refused(&null(&copy), &["extra.json", "not in", "index.toml"]);
+    std::fs::remove_file(copy.join("extra.json")).unwrap();
+    // The same weights under two names in the index (same root).
+    let index = copy.join("index.toml");
+    let text = std::fs::read_to_string(&index).unwrap();
+    let block = |id: &str| {
+        let start = text.find(&format!("id = \"{id}\"")).unwrap();
+        text[start..].split("[[model]]").next().unwrap().to_string()
+    };
+    let sha = |b: &str| {
+        b.lines()
+            .find(|l| l.starts_with("sha256 = "))
+            .unwrap()
+            .to_string()
+    };
+    let (a, b) = (block("all-minilm-l6-v2"), block("all-minilm-l6-v2-int8"));
+    std::fs::write(&index, text.replacen(&sha(&b), &sha(&a), 1)).unwrap();
+    refused(&null(&copy), &["index.toml", "same weights", "two names"]);
+    // Without an index: two files of the same weights are one model under two names.
+    let plain = dir.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    for f in ["whisper-base", "antiberty", "gemma3-270m"] {
+        std::fs::copy(
+            copy.join(format!("{f}.json")),
+            plain.join(format!("{f}.json")),
+        )
+        .unwrap();
+    }
+    let labels = dir.path().join("labels.csv");
+    let mut rows = String::from("model,root\nwhisper-base,w\nantiberty,a\ngemma3-270m,g\n");
+    std::fs::write(&labels, &rows).unwrap();
+    let labelled = || {
+        run(
+            &[
+                "null",
+                "--observed",
+                "0.9",
+                "--panel",
+                s(&plain),
+                "--labels",
+                s(&labels),
+            ],
+            dir.path(),
+        )
+    };
+    ok(&labelled());
+    std::fs::copy(
+        copy.join("whisper-base.json"),
+        plain.join("whisper-copy.json"),
+    )
+    .unwrap();
+    rows.push_str("whisper-copy,c\n");
+    std::fs::write(&labels, &rows).unwrap();
+    refused(
+        &labelled(),
+        &["whisper-copy.json", "same weights", "whisper-base.json"],
+    );
+    refused(
+        &run(&["matrix", s(&plain)], dir.path()),
+        &["whisper-copy.json", "same weights"],
     );
 }

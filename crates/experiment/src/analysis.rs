@@ -214,6 +214,13 @@ pub fn analyse(
     opts: &Options,
 ) -> Result<Analysis> {
     let exp = Experiment::load(path)?;
+    // A published per-layer table is read and checked before any computation.
+    let published_data = match (&exp.published_panel, exp.published_dir(path)) {
+        (Some(_), Some(dir)) if crate::published::data_file(&dir).is_some() => Some(
+            null::published_panel::read_dir(&dir, &crate::published::ROLES)?,
+        ),
+        _ => None,
+    };
     let index_path = exp.index_path(path);
     let index = PanelIndex::load(&index_path)?;
     let measure = exp.measure.name;
@@ -241,7 +248,7 @@ pub fn analyse(
             });
         }
         let fp = inputs.fingerprint(&fp_path, &format!("baseline fingerprint of {}", m.id))?;
-        m.check_fingerprint(&fp, &fp_path)?;
+        m.check_fingerprint(&fp, &fp_path, &index)?;
         let mut curves = Curves::from_fingerprint(&fp, &curve_opts)
             .map_err(Error::statistic(format!("{}: curves", fp_path.display())))?;
         curves.model = m.id.clone();
@@ -452,8 +459,15 @@ pub fn analyse(
     let answer = null::answer::classify(Some(&panel.null), exp.nulls.alpha);
     let answer_rates = crate::answers::measure(&table, &real_controls, exp.nulls.alpha)?;
 
-    let published_panel =
-        published_outcome(&exp, path, (&table, &curves), observed, &mut inputs, opts)?;
+    let published_panel = published_outcome(
+        &exp,
+        path,
+        (&table, &curves),
+        observed,
+        published_data,
+        &mut inputs,
+        opts,
+    )?;
 
     let lab = match exp.lab_dir(path) {
         Some(dir) => Some(crate::seed_lab::study(
@@ -553,6 +567,7 @@ fn published_outcome(
     path: &Path,
     own: (&PairTable, &[Curves]),
     observed: f64,
+    data: Option<null::published_panel::PublishedPanel>,
     inputs: &mut Inputs,
     opts: &Options,
 ) -> Result<PublishedOutcome> {
@@ -571,7 +586,11 @@ fn published_outcome(
             _ => Ok(PublishedOutcome::Absent { dir }),
         };
     };
-    let panel = null::published_panel::read_dir(&dir, &crate::published::ROLES)?;
+    // Read and checked before the computation began; read here only if it appeared since.
+    let panel = match data {
+        Some(p) => p,
+        None => null::published_panel::read_dir(&dir, &crate::published::ROLES)?,
+    };
     let study = crate::published::study(
         &panel,
         Some(own),

@@ -12,6 +12,17 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
+/// How an index says that no whole-file SHA-256 was computed (`nullprint panel build` reads
+/// weights in HTTP ranges and writes `panel::build::NO_SHA256`, which begins so): such an entry
+/// has no hash to check a fingerprint against, and is
+/// left out of the same-weights check. Any other `sha256` must be 64 hex digits.
+pub const NOT_COMPUTED: &str = "not computed";
+
+/// True when an index `sha256` is an actual hash (not the [`NOT_COMPUTED`] statement).
+fn is_computed(sha256: &str) -> bool {
+    !sha256.starts_with(NOT_COMPUTED)
+}
+
 /// One model of the panel.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,17 +50,32 @@ pub struct PanelModel {
 impl PanelModel {
     /// Check that `fp` (read from `path`) is the fingerprint of this model's weights: one of
     /// its files has the index's SHA-256. A fingerprint copied over another model's file, or
-    /// one without hashes, is refused.
-    pub fn check_fingerprint(&self, fp: &fingerprint::Fingerprint, path: &Path) -> Result<()> {
+    /// one without hashes, is refused; `index` names the model it is the fingerprint of.
+    pub fn check_fingerprint(
+        &self,
+        fp: &fingerprint::Fingerprint,
+        path: &Path,
+        index: &PanelIndex,
+    ) -> Result<()> {
         let hashes: Vec<&str> = fp
             .model
             .files
             .iter()
             .filter_map(|f| f.sha256.as_deref())
             .collect();
-        if hashes.contains(&self.sha256.as_str()) {
+        self.check_hashes(&hashes, path, index)
+    }
+
+    /// [`Self::check_fingerprint`] given the fingerprint's weight-file hashes.
+    pub fn check_hashes(&self, hashes: &[&str], path: &Path, index: &PanelIndex) -> Result<()> {
+        if hashes.contains(&self.sha256.as_str()) || !is_computed(&self.sha256) {
             return Ok(());
         }
+        let owner = index
+            .model
+            .iter()
+            .find(|m| hashes.contains(&m.sha256.as_str()))
+            .map_or(String::new(), |m| format!(" (that of {})", m.id));
         Err(Error::invalid(
             path,
             "model.files[].sha256",
@@ -60,7 +86,7 @@ impl PanelModel {
                 )
             } else {
                 format!(
-                    "{} is not the index's {} for {}: this is another model's fingerprint",
+                    "{} is not the index's {} for {}: this is another model's fingerprint{owner}",
                     hashes.join(", "),
                     self.sha256,
                     self.id
@@ -106,26 +132,8 @@ impl PanelIndex {
         })?;
         let mut seen = BTreeSet::new();
         // The same weights under two roots would count a model against itself as unrelated.
-        // Only whole-file digests are compared: a panel read in HTTP ranges records a note
-        // instead (the same note for every model).
         let mut by_hash: std::collections::BTreeMap<&str, &PanelModel> = Default::default();
         for (i, m) in index.model.iter().enumerate() {
-            let digest = m.sha256.len() == 64 && m.sha256.bytes().all(|b| b.is_ascii_hexdigit());
-            let earlier = digest
-                .then(|| by_hash.insert(m.sha256.as_str(), m))
-                .flatten();
-            if let Some(first) = earlier {
-                if first.root != m.root {
-                    return Err(Error::invalid(
-                        path,
-                        format!("model[{i}].sha256"),
-                        format!(
-                            "{} has the same weights as {} but another root ({:?} vs {:?})",
-                            m.id, first.id, m.root, first.root
-                        ),
-                    ));
-                }
-            }
             if !fingerprint::source::is_plain_name(&m.id) {
                 return Err(Error::invalid(
                     path,
@@ -139,6 +147,31 @@ impl PanelIndex {
                     format!("model[{i}].id"),
                     format!("{:?} appears twice", m.id),
                 ));
+            }
+            if !is_computed(&m.sha256) {
+                // No hash to compare.
+            } else if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(Error::invalid(
+                    path,
+                    format!("model[{i}].sha256"),
+                    format!(
+                        "{:?} is not a SHA-256 (64 hex digits) nor {NOT_COMPUTED:?}",
+                        m.sha256
+                    ),
+                ));
+            } else if let Some(first) = by_hash.insert(m.sha256.as_str(), m) {
+                let why = if first.root != m.root {
+                    format!(
+                        "{} has the same weights as {} but another root ({:?} vs {:?})",
+                        m.id, first.id, m.root, first.root
+                    )
+                } else {
+                    format!(
+                        "{} has the same weights as {}: one model under two names",
+                        m.id, first.id
+                    )
+                };
+                return Err(Error::invalid(path, format!("model[{i}].sha256"), why));
             }
         }
         Ok(index)
@@ -319,7 +352,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("index.toml");
         let model = |id: &str| {
-            format!("[[model]]\nid = \"{id}\"\nweights = \"w\"\nsha256 = \"s\"\nsource = \"s\"\nfamily = \"f\"\nroot = \"r\"\norganization = \"o\"\nderived_from = \"d\"\nkind = \"decoder\"\n")
+            let sha = format!(
+                "{:064x}",
+                id.len() * 7 + id.bytes().map(usize::from).sum::<usize>()
+            );
+            format!("[[model]]\nid = \"{id}\"\nweights = \"w\"\nsha256 = \"{sha}\"\nsource = \"s\"\nfamily = \"f\"\nroot = \"r\"\norganization = \"o\"\nderived_from = \"d\"\nkind = \"decoder\"\n")
         };
         std::fs::write(&p, model("a") + &model("a")).unwrap();
         let e = PanelIndex::load(&p).unwrap_err().to_string();
@@ -328,6 +365,25 @@ mod tests {
         let e = PanelIndex::load(&p).unwrap_err().to_string();
         assert!(e.contains("model[0].id"), "{e}");
         std::fs::write(&p, model("a") + &model("b")).unwrap();
+        assert_eq!(PanelIndex::load(&p).unwrap().model.len(), 2);
+        // Hashes: 64 hex digits or the statement that none was computed; one hash, one model.
+        let b_sha = format!("{:064x}", 7 + usize::from(b'b'));
+        let a_sha = format!("{:064x}", 7 + usize::from(b'a'));
+        std::fs::write(&p, model("a") + &model("b").replace(&b_sha, "s")).unwrap();
+        let e = PanelIndex::load(&p).unwrap_err().to_string();
+        assert!(e.contains("model[1].sha256") && e.contains("64 hex"), "{e}");
+        std::fs::write(&p, model("a") + &model("b").replace(&b_sha, &a_sha)).unwrap();
+        let e = PanelIndex::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("model[1].sha256") && e.contains("two names"),
+            "{e}"
+        );
+        let none = format!("{NOT_COMPUTED}: read in HTTP ranges");
+        std::fs::write(
+            &p,
+            model("a").replace(&a_sha, &none) + &model("b").replace(&b_sha, &none),
+        )
+        .unwrap();
         assert_eq!(PanelIndex::load(&p).unwrap().model.len(), 2);
     }
 }

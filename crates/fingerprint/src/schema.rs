@@ -254,6 +254,8 @@ pub struct StdRows {
     pub nonfinite: bool,
     /// `tensors`.
     pub tensors: Vec<StdRow>,
+    /// `model.files[].sha256`, where recorded: which weights the fingerprint is of.
+    pub sha256: Vec<String>,
 }
 
 impl StdRows {
@@ -266,11 +268,18 @@ impl StdRows {
             model_type: Option<String>,
         }
         #[derive(Deserialize)]
+        struct File {
+            #[serde(default)]
+            sha256: Option<String>,
+        }
+        #[derive(Deserialize)]
         struct Model {
             name: String,
             #[serde(default)]
             architecture: Option<String>,
             config: Config,
+            #[serde(default)]
+            files: Vec<File>,
         }
         #[derive(Deserialize)]
         struct Doc {
@@ -302,6 +311,7 @@ impl StdRows {
             architecture: d.model.architecture,
             nonfinite: d.nonfinite,
             tensors: d.tensors,
+            sha256: d.model.files.into_iter().filter_map(|f| f.sha256).collect(),
         })
     }
 }
@@ -461,14 +471,15 @@ impl Fingerprint {
         Ok(fp)
     }
 
-    /// Write as CSV (header plus one row per tensor), floats in shortest round-trip form.
+    /// Write as CSV (header plus one row per tensor), floats in shortest round-trip form, text
+    /// cells a spreadsheet would take for a formula quoted ([`output::csv_cell`]).
     pub fn write_csv<W: Write>(&self, out: W) -> csv::Result<()> {
         let mut w = csv::Writer::from_writer(out);
         w.write_record(CSV_HEADER)?;
         let opt = |x: Option<f64>| x.map(|v| format!("{v:?}")).unwrap_or_default();
         for r in &self.tensors {
             let s = &r.stats;
-            w.write_record([
+            let record = [
                 self.model.name.clone(),
                 r.stack.map(|s| s.to_string()).unwrap_or_default(),
                 r.layer.map(|l| l.to_string()).unwrap_or_default(),
@@ -485,7 +496,10 @@ impl Fingerprint {
                 opt(s.l2),
                 s.nan.to_string(),
                 s.inf.to_string(),
-            ])?;
+            ];
+            // Names come from the model's files: one beginning with `=` must not run as a
+            // spreadsheet formula.
+            w.write_record(record.iter().map(|c| output::csv_cell(c).into_owned()))?;
         }
         w.flush()?;
         Ok(())

@@ -20,6 +20,15 @@
 //! Means are carried as double-doubles (a value and its rounding error), so the difference of
 //! two block means in Chan's update stays exact even when the mean dwarfs the spread.
 //!
+//! f64 weights can lie where squares leave the f64 range (|x| near 1e160 overflows a square,
+//! near 1e-300 one underflows to zero). A block of f64 values whose largest magnitude is outside
+//! [[`SAFE_LO`], [`SAFE_HI`]] is scaled by a power of two (exact) so that its largest magnitude
+//! is about 1, summarised, and merged with its scale: the accumulator keeps its sums of squares
+//! and of magnitudes in units of a power of two ([`Accumulator`]'s `scale`), so the standard
+//! deviation, L2 norm and mean magnitude of such tensors are computed, not lost to overflow or
+//! underflow. f32, f16 and bf16 values (widened to f64) never leave the safe range, so their
+//! path and results are unchanged.
+//!
 //! Results are a pure function of the sequence of chunks and of the order of merges, which the
 //! engine fixes, so a fingerprint is bit-for-bit identical at any thread count.
 
@@ -29,6 +38,13 @@ use serde::{Deserialize, Serialize};
 pub const BLOCK: usize = 2048;
 /// Independent partial sums per block (the lane structure every kernel shares).
 const LANES: usize = 8;
+
+/// Largest magnitude of a block summarised without scaling: 2^400 (a squared deviation of
+/// twice that, summed over a block, stays below f64's 2^1024).
+pub const SAFE_HI: f64 = f64::from_bits((1023 + 400) << 52);
+/// Smallest non-zero largest magnitude of a block summarised without scaling: 2^-400 (squares
+/// of the smallest deviations f64 resolves next to it, 2^-452, stay normal).
+pub const SAFE_LO: f64 = f64::from_bits((1023 - 400) << 52);
 
 /// A value that statistics can be accumulated over (`f32` and `f64`; sealed).
 pub trait Element: Copy + Send + Sync + sealed::Sealed {
@@ -84,6 +100,9 @@ pub struct Accumulator {
     m2: f64,
     min: f64,
     max: f64,
+    /// `abs_sum` is in units of `2^scale`, `m2` and `sq_sum` in units of `4^scale` (0 except for
+    /// f64 data outside the safe range: see the module docs).
+    scale: i32,
     abs_sum: f64,
     sq_sum: f64,
     nan: u64,
@@ -124,6 +143,7 @@ impl Accumulator {
             m2: 0.0,
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
+            scale: 0,
             abs_sum: 0.0,
             sq_sum: 0.0,
             nan: 0,
@@ -171,14 +191,21 @@ impl Accumulator {
         while !rest.is_empty() {
             let (block, next) = rest.split_at(rest.len().min(BLOCK));
             match summarise(block, next) {
-                Some(summary) => self.merge_block(summary),
-                None => self.push_with_nonfinite(block),
+                // Only f64 values can leave the safe range (a constant test for f32).
+                Some(summary)
+                    if matches!(T::WIDTH, sealed::Width::F32)
+                        || in_safe_range(summary.min, summary.max) =>
+                {
+                    self.merge_block(summary)
+                }
+                _ => self.push_with_nonfinite(block),
             }
             rest = next;
         }
     }
 
-    /// Slow path for a block holding at least one NaN or Inf: count them, keep the rest.
+    /// Slow path for a block holding at least one NaN or Inf (count them, keep the rest), or
+    /// f64 values outside the safe range (summarised scaled by a power of two).
     #[cold]
     #[inline(never)]
     fn push_with_nonfinite<T: Element>(&mut self, block: &[T]) {
@@ -193,23 +220,33 @@ impl Accumulator {
                 finite.push(x);
             }
         }
-        if let Some(summary) = summarise(&finite) {
-            self.merge_block(summary);
-        } else if !finite.is_empty() {
-            // Finite values whose sums or squares overflow f64: one value at a time.
-            for x in finite {
-                self.merge_block(BlockSummary {
-                    count: 1,
-                    mean: x,
-                    mean_lo: 0.0,
-                    m2: 0.0,
-                    min: x,
-                    max: x,
-                    abs_sum: x.abs(),
-                    sq_sum: x * x,
-                });
+        let Some(min) = finite.iter().copied().reduce(f64::min) else {
+            return;
+        };
+        let max = finite.iter().copied().fold(min, f64::max);
+        if in_safe_range(min, max) {
+            if let Some(summary) = summarise(&finite) {
+                self.merge_block(summary);
+                return;
             }
         }
+        // Scale by 2^-e so the largest magnitude is about 1: exact (a power of two), and the
+        // sums and squares of the scaled block cannot overflow or underflow.
+        let e = max.abs().max(min.abs()).log2().ceil() as i32;
+        let scaled: Vec<f64> = finite.iter().map(|&x| ldexp(x, -e)).collect();
+        let Some(b) = summarise(&scaled) else {
+            unreachable!("a block of magnitudes at most 2 has finite sums")
+        };
+        self.merge_scaled(
+            BlockSummary {
+                mean: ldexp(b.mean, e),
+                mean_lo: ldexp(b.mean_lo, e),
+                min,
+                max,
+                ..b
+            },
+            e,
+        );
     }
 
     /// Fold in the moments of the next block, exactly as [`Self::push`] folds each block.
@@ -218,11 +255,45 @@ impl Accumulator {
         if b.count == 0 {
             return;
         }
+        if self.scale != 0 {
+            return self.merge_scaled(b, 0);
+        }
         self.merge_moments(b.count, b.mean, b.mean_lo, b.m2);
         self.min = self.min.min(b.min);
         self.max = self.max.max(b.max);
         self.abs_sum += b.abs_sum;
         self.sq_sum += b.sq_sum;
+    }
+
+    /// Fold in a block whose `abs_sum` is in units of `2^scale` and `m2`, `sq_sum` in units of
+    /// `4^scale` (mean, min and max in true units). The finer scale is brought to the coarser
+    /// one: what underflows there is below the rounding of the larger terms.
+    #[cold]
+    fn merge_scaled(&mut self, b: BlockSummary, scale: i32) {
+        if b.count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            // Nothing to carry over: the sums are zero.
+            self.scale = scale;
+        } else if scale > self.scale {
+            self.rescale(scale);
+        }
+        let d = scale - self.scale;
+        self.merge_moments(b.count, b.mean, b.mean_lo, ldexp(b.m2, 2 * d));
+        self.min = self.min.min(b.min);
+        self.max = self.max.max(b.max);
+        self.abs_sum += ldexp(b.abs_sum, d);
+        self.sq_sum += ldexp(b.sq_sum, 2 * d);
+    }
+
+    /// Express the scaled sums in units of `2^scale` (`scale >= self.scale`).
+    fn rescale(&mut self, scale: i32) {
+        let d = self.scale - scale;
+        self.m2 = ldexp(self.m2, 2 * d);
+        self.sq_sum = ldexp(self.sq_sum, 2 * d);
+        self.abs_sum = ldexp(self.abs_sum, d);
+        self.scale = scale;
     }
 
     /// Chan, Golub and LeVeque's update, with the means carried as double-doubles.
@@ -243,7 +314,13 @@ impl Accumulator {
         let delta = (mean - self.mean) + (mean_lo - self.mean_lo);
         let (hi, err) = two_sum(self.mean, delta * (n_b / n));
         (self.mean, self.mean_lo) = fast_two_sum(hi, self.mean_lo + err);
-        self.m2 += m2 + delta * delta * (n_a * n_b / n);
+        // `m2` is in units of 4^scale; so is the squared (scaled) difference of the means.
+        let ds = if self.scale == 0 {
+            delta
+        } else {
+            ldexp(delta, -self.scale)
+        };
+        self.m2 += m2 + ds * ds * (n_a * n_b / n);
         self.count += count;
     }
 
@@ -253,6 +330,19 @@ impl Accumulator {
         self.inf += other.inf;
         if other.count == 0 {
             return;
+        }
+        if self.scale != 0 || other.scale != 0 {
+            let b = BlockSummary {
+                count: other.count,
+                mean: other.mean,
+                mean_lo: other.mean_lo,
+                m2: other.m2,
+                min: other.min,
+                max: other.max,
+                abs_sum: other.abs_sum,
+                sq_sum: other.sq_sum,
+            };
+            return self.merge_scaled(b, other.scale);
         }
         self.merge_moments(other.count, other.mean, other.mean_lo, other.m2);
         self.min = self.min.min(other.min);
@@ -269,11 +359,11 @@ impl Accumulator {
         TensorStats {
             numel,
             mean: some(self.mean + self.mean_lo),
-            std: some((self.m2.max(0.0) / n).sqrt()),
+            std: some(ldexp((self.m2.max(0.0) / n).sqrt(), self.scale)),
             min: some(self.min),
             max: some(self.max),
-            abs_mean: some(self.abs_sum / n),
-            l2: some(self.sq_sum.sqrt()),
+            abs_mean: some(ldexp(self.abs_sum / n, self.scale)),
+            l2: some(ldexp(self.sq_sum.sqrt(), self.scale)),
             nan: self.nan,
             inf: self.inf,
         }
@@ -431,6 +521,33 @@ fn block_summary(count: usize, p1: &Pass1, mean: f64, p2: &Pass2) -> Option<Bloc
         abs_sum: fold(&p1.abs),
         sq_sum: m2 + n * (mean * mean),
     })
+}
+
+/// True when a block with this minimum and maximum is summarised without scaling: its largest
+/// magnitude is zero or within [[`SAFE_LO`], [`SAFE_HI`]].
+#[inline(always)]
+fn in_safe_range(min: f64, max: f64) -> bool {
+    let m = max.max(-min);
+    m <= SAFE_HI && (m >= SAFE_LO || m == 0.0)
+}
+
+/// `x · 2^e`, exact unless the result leaves the normal range (a scale factor of 1 when `e` is
+/// 0, so unscaled statistics keep their bits).
+#[inline]
+fn ldexp(mut x: f64, mut e: i32) -> f64 {
+    if e == 0 {
+        return x;
+    }
+    let pow2 = |e: i32| f64::from_bits(((e + 1023) as u64) << 52);
+    while e > 1023 {
+        x *= pow2(1023);
+        e -= 1023;
+    }
+    while e < -1022 {
+        x *= pow2(-1022);
+        e += 1022;
+    }
+    x * pow2(e)
 }
 
 /// `a + b` and its rounding error (Knuth's TwoSum).
@@ -953,5 +1070,69 @@ mod tests {
         assert_eq!((s.numel, s.nan, s.inf), (5, 0, 0));
         assert_eq!((s.min, s.max), (Some(-1e300), Some(1e300)));
         assert!((s.mean.unwrap() - 0.4).abs() < 1e-3 * 1e300);
+        // std of {±1e300 twice, 2}: sqrt(4/5 · 1e600 − mean²), computed scaled.
+        let want = 1e300 * 0.8f64.sqrt();
+        assert!(rel(s.std.unwrap(), want) < 1e-14, "{:?}", s.std);
+        assert!(rel(s.l2.unwrap(), 2e300) < 1e-14, "{:?}", s.l2);
+    }
+
+    fn rel(a: f64, b: f64) -> f64 {
+        (a - b).abs() / b.abs()
+    }
+
+    /// f64 values whose squares overflow (1e160) or underflow (1e-300) get the moments of the
+    /// same values scaled to about 1, scaled back: chunked, merged, with NaN, and mixed with
+    /// ordinary values.
+    #[test]
+    fn f64_moments_neither_overflow_nor_underflow() {
+        let base = noise(11, 5000);
+        let reference = |xs: &[f64]| {
+            let mut a = Accumulator::new();
+            a.push(xs);
+            a.finish()
+        };
+        let r = reference(&base);
+        for scale in [1e160, -3e200, 1e300, 1e-300, 3e-310, 1e-200] {
+            let xs: Vec<f64> = base.iter().map(|&x| x * scale).collect();
+            // Whole, and in chunks merged pairwise.
+            let whole = reference(&xs);
+            let mut merged = Accumulator::new();
+            for part in xs.chunks(777) {
+                let mut a = Accumulator::new();
+                a.push(part);
+                merged.merge(&a);
+            }
+            for s in [whole, merged.finish()] {
+                let tol = if scale.abs() < 1e-300 { 1e-9 } else { 1e-13 };
+                let check = |got: Option<f64>, want: f64, what: &str| {
+                    let g = got.unwrap();
+                    assert!(rel(g, want) < tol, "{what} at scale {scale}: {g} vs {want}");
+                };
+                check(s.std, r.std.unwrap() * scale.abs(), "std");
+                check(s.mean, r.mean.unwrap() * scale, "mean");
+                check(s.abs_mean, r.abs_mean.unwrap() * scale.abs(), "abs_mean");
+                check(s.l2, r.l2.unwrap() * scale.abs(), "l2");
+                assert!(s.std.unwrap() > 0.0);
+            }
+        }
+        // A NaN in a block of tiny values: counted, the rest still scaled.
+        let mut xs: Vec<f64> = base.iter().map(|&x| x * 1e-300).collect();
+        xs[3] = f64::NAN;
+        let s = reference(&xs);
+        assert_eq!(s.nan, 1);
+        assert!(s.std.unwrap() > 0.9 * r.std.unwrap() * 1e-300);
+        // Tiny blocks then ordinary ones: the tiny ones vanish below the rounding.
+        let mut mixed: Vec<f64> = base[..BLOCK].iter().map(|&x| x * 1e-300).collect();
+        mixed.extend_from_slice(&base[BLOCK..]);
+        let s = reference(&mixed);
+        let tail = reference(&base[BLOCK..]);
+        let n = mixed.len() as f64;
+        let m = BLOCK as f64;
+        // std² of the mix = ((n − m)·(tail var + tail mean²) ) / n − mean², tiny part ≈ 0.
+        let tm = tail.mean.unwrap();
+        let tv = tail.std.unwrap().powi(2);
+        let mean = tm * (n - m) / n;
+        let want = ((n - m) * (tv + tm * tm) / n - mean * mean).sqrt();
+        assert!(rel(s.std.unwrap(), want) < 1e-12, "{:?} vs {want}", s.std);
     }
 }

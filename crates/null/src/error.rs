@@ -210,6 +210,29 @@ pub enum Error {
         /// The contradiction.
         reason: String,
     },
+    /// A labels file names a model that is not among the models it labels (a typo would
+    /// otherwise leave the real model's pairs silently of unknown relation).
+    #[error("{source_name}: line {line}: model id {id:?} is not one of the {n} models labelled ({examples})")]
+    UnknownLabelId {
+        /// The labels file.
+        source_name: String,
+        /// 1-based line of its first mention.
+        line: u64,
+        /// The id.
+        id: String,
+        /// How many models are labelled.
+        n: usize,
+        /// A few of their ids.
+        examples: String,
+    },
+    /// A per-model labels file has no row for a model it labels.
+    #[error("{source_name}: no row for model {id:?}; add one (an empty root and derived_from mark its lineage unknown)")]
+    UnlabelledModel {
+        /// The labels file.
+        source_name: String,
+        /// The model.
+        id: String,
+    },
     /// A fingerprint file could not be parsed.
     #[error("{path}: {reason}")]
     Fingerprint {

@@ -99,6 +99,18 @@ pub struct Labels {
     roots: BTreeMap<String, String>,
     ancestors: BTreeMap<String, BTreeSet<String>>,
     blocks: BTreeMap<String, String>,
+    /// The file read, and the line of each id's first mention (files only).
+    file: Option<FileIds>,
+}
+
+/// Where a labels file mentions each model id, for [`Labels::check_models`].
+#[derive(Clone, Debug, Default, PartialEq)]
+struct FileIds {
+    source_name: String,
+    /// True for the per-model form.
+    per_model: bool,
+    /// id → 1-based line of its first mention as a model (or pair member).
+    lines: BTreeMap<String, u64>,
 }
 
 /// Relations among a fixed list of models (see [`Labels::index`]).
@@ -305,7 +317,55 @@ impl Labels {
             roots,
             ancestors,
             blocks,
+            file: None,
         })
+    }
+
+    /// Check labels read from a file against the models they label (`ids`): every model id the
+    /// file names (a `model` row, or a pair member) must be one of `ids`, or an ancestor of one
+    /// (a row giving a parent's root); in the per-model form every id must have a row. A typo
+    /// would otherwise leave the real model's pairs silently of unknown relation. Labels not
+    /// read from a file pass.
+    pub fn check_models<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> Result<()> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        let ids: BTreeSet<&str> = ids.into_iter().collect();
+        let mut allowed = ids.clone();
+        for id in &ids {
+            if let Some(chain) = self.ancestors.get(*id) {
+                allowed.extend(chain.iter().map(String::as_str));
+            }
+        }
+        let mut unknown: Vec<(&u64, &String)> = file
+            .lines
+            .iter()
+            .filter(|(id, _)| !allowed.contains(id.as_str()))
+            .map(|(id, line)| (line, id))
+            .collect();
+        unknown.sort();
+        if let Some((&line, id)) = unknown.first() {
+            let mut examples: Vec<&str> = ids.iter().take(5).copied().collect();
+            if ids.len() > 5 {
+                examples.push("...");
+            }
+            return Err(Error::UnknownLabelId {
+                source_name: file.source_name.clone(),
+                line,
+                id: (*id).clone(),
+                n: ids.len(),
+                examples: examples.join(", "),
+            });
+        }
+        if file.per_model {
+            if let Some(id) = ids.iter().find(|id| !file.lines.contains_key(**id)) {
+                return Err(Error::UnlabelledModel {
+                    source_name: file.source_name.clone(),
+                    id: (*id).to_owned(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// True when there are no labels at all.
@@ -408,6 +468,7 @@ impl Labels {
         };
         let mut models = BTreeMap::new();
         let mut pairs = Vec::new();
+        let mut lines: BTreeMap<String, u64> = BTreeMap::new();
         let cell = |rec: &csv::StringRecord, i: Option<usize>| -> Option<String> {
             i.and_then(|i| rec.get(i))
                 .filter(|s| !s.is_empty())
@@ -454,6 +515,7 @@ impl Labels {
                 if label.derived_from.as_deref() == Some(id.as_str()) {
                     label.derived_from = None;
                 }
+                lines.entry(id.clone()).or_insert(line);
                 if models.insert(id.clone(), label).is_some() {
                     return Err(Error::Csv {
                         source_name: source_name.to_owned(),
@@ -481,6 +543,8 @@ impl Labels {
                     })
                 };
                 let (a, b) = (get(acol)?, get(bcol)?);
+                lines.entry(a.clone()).or_insert(line);
+                lines.entry(b.clone()).or_insert(line);
                 let rel: Relation =
                     rec.get(lcol)
                         .unwrap_or("")
@@ -495,7 +559,14 @@ impl Labels {
         } else {
             return Err(bad_header());
         }
-        Labels::new(models, pairs)
+        let per_model = col("model").is_some();
+        let mut labels = Labels::new(models, pairs)?;
+        labels.file = Some(FileIds {
+            source_name: source_name.to_owned(),
+            per_model,
+            lines,
+        });
+        Ok(labels)
     }
 
     /// Read a labels CSV file.
@@ -573,6 +644,40 @@ mod tests {
         assert_ne!(l.block_root("m1"), l.block_root("m3"));
         let e = parse("a,b,label\nx,y,related\ny,x,unrelated\n").unwrap_err();
         assert!(matches!(e, Error::Labels { .. }));
+    }
+
+    #[test]
+    fn file_ids_are_checked_against_the_models_labelled() {
+        let l = parse("model,root\nbase,base\nft,\nwhisper_base,w\n").unwrap();
+        let e = l.check_models(["base", "ft", "whisper-base"]).unwrap_err();
+        assert!(
+            matches!(&e, Error::UnknownLabelId { id, line: 4, .. } if id == "whisper_base"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("test.csv"), "{e}");
+        let e = l
+            .check_models(["base", "ft", "whisper_base", "x"])
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::UnlabelledModel { id, .. } if id == "x"),
+            "{e}"
+        );
+        l.check_models(["base", "ft", "whisper_base"]).unwrap();
+        // A parent's row is allowed when a labelled model derives from it.
+        let l = parse("model,root,derived_from\nbase,llama,\nft,,base\n").unwrap();
+        l.check_models(["ft"]).unwrap();
+        // Pair form: ids must be known, unlisted models are allowed (their pairs are unknown).
+        let l = parse("a,b,label\nm1,m2,related\nm1,m9,unrelated\n").unwrap();
+        let e = l.check_models(["m1", "m2", "m3"]).unwrap_err();
+        assert!(
+            matches!(&e, Error::UnknownLabelId { id, line: 3, .. } if id == "m9"),
+            "{e}"
+        );
+        // Labels built in code are not checked.
+        Labels::singletons(["a"])
+            .unwrap()
+            .check_models(["b"])
+            .unwrap();
     }
 
     #[test]

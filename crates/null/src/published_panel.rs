@@ -236,6 +236,8 @@ struct Raw {
     module: String,
     /// role → layer → value; `None` for an empty cell.
     values: BTreeMap<String, BTreeMap<u32, Option<f64>>>,
+    /// layer → the line of its (first) row.
+    lines: BTreeMap<u32, u64>,
 }
 
 fn column(headers: &csv::StringRecord, name: &str, source: &str) -> Result<usize> {
@@ -366,6 +368,7 @@ pub fn read<R: Read>(
                     stack: stack.into(),
                     ..Default::default()
                 });
+                raw.lines.entry(layer).or_insert(line);
                 let slot = raw.values.entry(role.into()).or_default();
                 if slot.insert(layer, v).is_some() {
                     return Err(Error::Csv {
@@ -395,6 +398,7 @@ pub fn read<R: Read>(
                     module: module.into(),
                     ..Default::default()
                 });
+                raw.lines.entry(layer).or_insert(line);
                 for (k, (colname, role)) in GRAPHNET_ROLES.iter().enumerate() {
                     let v = parse_value(cell(5 + k), source_name, line, colname)?;
                     let slot = raw.values.entry((*role).into()).or_default();
@@ -409,7 +413,62 @@ pub fn read<R: Read>(
             }
         }
     }
-    build(raws, rows, provenance, opts)
+    build(raws, rows, provenance, opts, source_name)
+}
+
+/// A role with values on some layers of its curve set but not on others: the table was cut or
+/// mis-joined, so it is an error naming the file, the line and the column, not a silent
+/// exclusion.
+fn check_layer_counts(
+    raw: &Raw,
+    layers: &BTreeSet<u32>,
+    layout: Layout,
+    source_name: &str,
+) -> Result<()> {
+    for (role, by_layer) in &raw.values {
+        let has = |l: &u32| by_layer.get(l).copied().flatten().is_some();
+        let present = layers.iter().filter(|l| has(l)).count();
+        if present == 0 || present == layers.len() {
+            continue;
+        }
+        let Some(&gap) = layers.iter().find(|l| !has(l)) else {
+            continue;
+        };
+        let what = match layout {
+            Layout::Long => format!("{} {}", raw.model, raw.stack),
+            Layout::GraphNet => format!("{} {} {}", raw.model, raw.stack, raw.module),
+        };
+        let (line, reason) = match layout {
+            Layout::Long => (
+                raw.lines.values().min().copied().unwrap_or(0),
+                format!(
+                    "{what}: role {role} has rows for {present} of the {} layers of this curve \
+                     (none for layer {gap}): inconsistent layer counts",
+                    layers.len()
+                ),
+            ),
+            Layout::GraphNet => {
+                let column = GRAPHNET_ROLES
+                    .iter()
+                    .find(|(_, r)| r == role)
+                    .map_or(role.as_str(), |(c, _)| c);
+                (
+                    raw.lines.get(&gap).copied().unwrap_or(0),
+                    format!(
+                        "{what} layer {gap}: column {column} is empty, but has values on \
+                         {present} of the {} layers of this curve: inconsistent layer counts",
+                        layers.len()
+                    ),
+                )
+            }
+        };
+        return Err(Error::Csv {
+            source_name: source_name.into(),
+            line,
+            reason,
+        });
+    }
+    Ok(())
 }
 
 fn build(
@@ -417,6 +476,7 @@ fn build(
     rows: u64,
     provenance: Provenance,
     opts: &ReadOptions,
+    source_name: &str,
 ) -> Result<PublishedPanel> {
     let mut excluded = Exclusions::default();
     let mut curves = Vec::new();
@@ -431,6 +491,7 @@ fn build(
             .values()
             .flat_map(|m| m.keys().copied())
             .collect();
+        check_layer_counts(&raw, &layers, opts.layout, source_name)?;
         let n = layers.len();
         if layers.iter().enumerate().any(|(i, &l)| l as usize != i) {
             excluded.layer_gaps += 1;
@@ -658,6 +719,30 @@ samples/x/m4,,layers,attn,1,0.2,0.1,0.1,0.2,,,,,
     }
 
     #[test]
+    fn graphnet_role_on_some_layers_only_names_line_and_column() {
+        let text = GRAPHNET.replacen(
+            "samples/x/m1,org/m1,model.encoder.layers,self_attn,1,0.06,0.05,",
+            "samples/x/m1,org/m1,model.encoder.layers,self_attn,1,0.06,,",
+            1,
+        );
+        let e = read(
+            text.as_bytes(),
+            "t.csv",
+            Provenance::graphnet(),
+            &ReadOptions::graphnet(),
+        )
+        .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            matches!(e, Error::Csv { line: 3, .. })
+                && msg.contains("t.csv")
+                && msg.contains("column k_std")
+                && msg.contains("layer 1"),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn long_layout() {
         let text = "model,stack,layer,role,std\n\
             a,,0,attn_q,1\na,,1,attn_q,2\na,,2,attn_q,4\n\
@@ -690,6 +775,10 @@ samples/x/m4,,layers,attn,1,0.2,0.1,0.1,0.2,,,,,
             (
                 "model,stack,layer,role,std\na,,0,attn_q,1\na,,0,attn_q,1\n",
                 "appears twice",
+            ),
+            (
+                "model,stack,layer,role,std\na,,0,attn_q,1\na,,1,attn_q,2\na,,0,attn_k,1\n",
+                "role attn_k has rows for 1 of the 2 layers",
             ),
         ] {
             let e = read(text.as_bytes(), "bad.csv", Provenance::graphnet(), &o).unwrap_err();

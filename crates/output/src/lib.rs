@@ -14,9 +14,11 @@
 //!   ([`TempDir`]).
 #![deny(missing_docs)]
 
+mod cell;
 mod dir;
 mod pending;
 
+pub use cell::csv_cell;
 pub use dir::TempDir;
 pub use pending::{install_signal_cleanup, interrupted, interrupted_error, remove_pending};
 

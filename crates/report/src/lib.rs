@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 mod cite;
+mod csv_out;
 pub mod demo;
 pub mod error;
 mod figures;

@@ -373,14 +373,14 @@ pub(crate) fn inputs_table(report: &Report) -> Option<DisplayTable> {
 
 struct Csv {
     name: String,
-    w: csv::Writer<Vec<u8>>,
+    w: crate::csv_out::CsvOut,
 }
 
 impl Csv {
     fn new(name: &str, header: &[&str]) -> Result<Self> {
         let mut c = Self {
             name: name.to_string(),
-            w: csv::Writer::from_writer(Vec::new()),
+            w: crate::csv_out::CsvOut::new(),
         };
         c.row(header.iter().map(|s| s.to_string()).collect())?;
         Ok(c)
@@ -397,7 +397,7 @@ impl Csv {
         let name = self.name;
         let bytes = self.w.into_inner().map_err(|e| Error::Csv {
             file: name.clone(),
-            source: csv::Error::from(e.into_error()),
+            source: e,
         })?;
         Ok((name, bytes))
     }

@@ -70,13 +70,22 @@ pub fn file_id(p: &Path) -> String {
         .unwrap_or_else(|| p.display().to_string())
 }
 
+/// A fingerprint's curves and the SHA-256 of its weight files.
+pub type CurvesAndHashes = (Curves, Vec<String>);
+
 /// Curves of many fingerprints, each named `id`: JSON files are read in parallel, parsing only
 /// what curves need ([`StdRows`]; the result, and which error is reported first, do not
 /// depend on the thread count); models are fingerprinted one after another, as the engine
 /// expects.
-pub fn curves_of_many(items: &[(String, String)], opts: &CurveOptions) -> Result<Vec<Curves>> {
+///
+/// Each comes with the SHA-256 of its weight files (where recorded), for
+/// [`refuse_duplicate_weights`] and index checks.
+pub fn curves_of_many(
+    items: &[(String, String)],
+    opts: &CurveOptions,
+) -> Result<Vec<CurvesAndHashes>> {
     use rayon::prelude::*;
-    let parsed: Vec<Option<Result<Curves>>> = items
+    let parsed: Vec<Option<Result<CurvesAndHashes>>> = items
         .par_iter()
         .map(|(arg, id)| {
             let p = Path::new(arg);
@@ -86,18 +95,42 @@ pub fn curves_of_many(items: &[(String, String)], opts: &CurveOptions) -> Result
                 let mut c = Curves::from_std_rows(&rows, opts)
                     .with_context(|| format!("{id}: extracting curves"))?;
                 c.model = id.clone();
-                Ok(c)
+                Ok((c, rows.sha256))
             })
         })
         .collect();
-    items
+    let out: Vec<CurvesAndHashes> = items
         .iter()
         .zip(parsed)
         .map(|((arg, id), c)| match c {
             Some(c) => c,
-            None => curves_of(&load_fingerprint(arg)?, opts, id),
+            None => {
+                let fp = load_fingerprint(arg)?;
+                let hashes = fp.model.files.iter().filter_map(|f| f.sha256.clone());
+                Ok((curves_of(&fp, opts, id)?, hashes.collect()))
+            }
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok(out)
+}
+
+/// Two fingerprints of the same weights (a weight file's SHA-256 in common) under two names
+/// would pair a model with itself: with different labels, a 1.000 "unrelated" pair.
+pub fn refuse_duplicate_weights(items: &[(String, String)], hashes: &[Vec<String>]) -> Result<()> {
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for ((arg, _), hashes) in items.iter().zip(hashes) {
+        for h in hashes {
+            if let Some(first) = seen.insert(h, arg) {
+                if first != arg {
+                    bail!(
+                        "{arg}: the same weights as {first} (sha256 {h}): one model under two \
+                         names would be paired with itself"
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Curve options from `--roles`, `--ddof` and `--stack`.
@@ -154,11 +187,37 @@ pub fn load_panel(
             (f.display().to_string(), id)
         })
         .collect();
-    let curves = curves_of_many(&items, opts)?;
-    let labels = match labels {
-        Some(p) => Labels::from_path(p)?,
-        None if dir.join("index.toml").is_file() => {
-            let index = PanelIndex::load(&dir.join("index.toml"))?;
+    let (curves, hashes): (Vec<Curves>, Vec<Vec<String>>) =
+        curves_of_many(&items, opts)?.into_iter().unzip();
+    // With an index, every fingerprint must be of the weights the index names.
+    let index_path = dir.join("index.toml");
+    let index = if index_path.is_file() {
+        Some(PanelIndex::load(&index_path)?)
+    } else {
+        None
+    };
+    if let Some(index) = &index {
+        for ((file, id), hashes) in items.iter().zip(&hashes) {
+            let hashes: Vec<&str> = hashes.iter().map(String::as_str).collect();
+            match index.model.iter().find(|m| &m.id == id) {
+                Some(m) => m.check_hashes(&hashes, Path::new(file), index)?,
+                None if labels.is_none() => bail!(
+                    "{file}: model {id:?} is not in {} (add it with its sha256 and root, or \
+                     give --labels)",
+                    index_path.display()
+                ),
+                None => {}
+            }
+        }
+    }
+    refuse_duplicate_weights(&items, &hashes)?;
+    let labels = match (labels, &index) {
+        (Some(p), _) => {
+            let l = Labels::from_path(p)?;
+            l.check_models(curves.iter().map(|c| c.model.as_str()))?;
+            l
+        }
+        (None, Some(index)) => {
             let models: BTreeMap<String, ModelLabel> = index
                 .model
                 .iter()
@@ -166,7 +225,7 @@ pub fn load_panel(
                 .collect();
             Labels::new(models, Vec::new())?
         }
-        None => {
+        (None, None) => {
             eprintln!("nullprint: warning: {}: no labels (--labels or index.toml): every pair is of unknown relation", dir.display());
             Labels::empty()
         }

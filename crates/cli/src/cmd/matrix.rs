@@ -11,7 +11,7 @@ use null::measure::Measure;
 use null::table::PairTable;
 use rayon::prelude::*;
 
-use super::common::{curve_options, curves_of_many, file_id};
+use super::common::{curve_options, curves_of_many, file_id, refuse_duplicate_weights};
 use crate::args::{MatrixArgs, TextOrJson};
 
 pub fn run(a: MatrixArgs) -> Result<()> {
@@ -36,12 +36,17 @@ pub fn run(a: MatrixArgs) -> Result<()> {
             (f, id)
         }));
     }
-    let curves = curves_of_many(&items, &opts)?;
+    let (curves, hashes): (Vec<_>, Vec<_>) = curves_of_many(&items, &opts)?.into_iter().unzip();
+    refuse_duplicate_weights(&items, &hashes)?;
     if curves.len() < 2 {
         bail!("matrix needs at least two fingerprints");
     }
     let labels = match &a.labels {
-        Some(p) => Labels::from_path(p)?,
+        Some(p) => {
+            let l = Labels::from_path(p)?;
+            l.check_models(curves.iter().map(|c| c.model.as_str()))?;
+            l
+        }
         None => Labels::singletons(curves.iter().map(|c| c.model.as_str()))?,
     };
     let m: Measure = a.curve.measure.parse()?;

@@ -26,7 +26,11 @@ pub fn run(a: NullArgs) -> Result<()> {
         (None, Some(csv)) => {
             let matrix = SimilarityMatrix::from_path(csv)?;
             let labels = match &a.labels {
-                Some(p) => Labels::from_path(p)?,
+                Some(p) => {
+                    let l = Labels::from_path(p)?;
+                    l.check_models(matrix.ids().iter().map(String::as_str))?;
+                    l
+                }
                 None => bail!("--matrix needs --labels FILE.csv (model,root or a,b,label) to know which pairs are unrelated"),
             };
             PairTable::from_matrix(&matrix, &labels)?

@@ -2,8 +2,12 @@
 //!
 //! Format: the first row holds the column model ids (its first cell is ignored), every other row
 //! a model id and its similarities. Rows may come in any order but must name each column id
-//! exactly once. The diagonal is ignored (it may be empty). Off-diagonal cells must be finite
-//! numbers and the matrix symmetric to within [`SYMMETRY_TOL`]; the two halves are averaged.
+//! exactly once. Off-diagonal cells must be finite numbers within the range of every similarity
+//! measure, [-1, 1] (cells that read as percentages say so), and the matrix symmetric to within
+//! [`SYMMETRY_TOL`]; the two halves are averaged. A diagonal cell may be empty or text (`-`);
+//! a number there must be a model's similarity with itself, 1 to within [`DIAGONAL_TOL`]: a
+//! diagonal of 100 marks a matrix in percent, one of 0 a distance matrix. Errors name the file,
+//! the line, the row and the column.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -14,6 +18,10 @@ use crate::error::{Error, Result};
 /// Largest absolute difference allowed between `m[a][b]` and `m[b][a]` (published matrices are
 /// printed with a few decimals).
 pub const SYMMETRY_TOL: f64 = 1e-6;
+
+/// Largest distance from 1 allowed for a numeric diagonal cell (published diagonals are printed
+/// as `1`, `1.0` or `1.000`).
+pub const DIAGONAL_TOL: f64 = 1e-6;
 
 /// Most models in a matrix (25 million cells, 200 MB of f64).
 pub const MAX_MATRIX_MODELS: usize = 5_000;
@@ -150,19 +158,36 @@ impl SimilarityMatrix {
                 return Err(bad(format!("row {id:?} appears twice")));
             }
             for (j, cell) in rec.iter().skip(1).enumerate() {
+                let at = format!("row {id}, column {}", ids[j]);
                 if j == i {
+                    // A self-similarity is 1; 100 is a percentage, 0 a distance.
+                    if let Ok(d) = cell.parse::<f64>() {
+                        if !((d - 1.0).abs() <= DIAGONAL_TOL) {
+                            let hint = if (d - 100.0).abs() <= 100.0 * DIAGONAL_TOL {
+                                "the matrix is in percent? divide every cell by 100"
+                            } else if d == 0.0 {
+                                "a distance matrix? nullprint reads similarities"
+                            } else {
+                                "a model's similarity with itself is 1"
+                            };
+                            return Err(bad(format!("{at}: diagonal {cell:?}: {hint}")));
+                        }
+                    }
                     continue;
                 }
-                values[i * n + j] = cell
+                let v = cell
                     .parse::<f64>()
                     .ok()
                     .filter(|v| v.is_finite())
                     .ok_or_else(|| {
                         bad(format!(
-                            "{id} / {}: {cell:?} is not a finite number",
+                            "{at} ({id} / {}): {cell:?} is not a finite number",
                             ids[j]
                         ))
                     })?;
+                crate::measure::check_score(&format!("{at} ({id} / {})", ids[j]), v)
+                    .map_err(|e| bad(e.to_string()))?;
+                values[i * n + j] = v;
             }
         }
         if let Some(i) = seen.iter().position(|s| !s) {
@@ -263,5 +288,29 @@ mod tests {
             parse(",x,x\nx,1,1\nx,1,1\n"),
             Err(Error::Csv { .. })
         ));
+    }
+
+    #[test]
+    fn cells_name_line_row_and_column_and_diagonals_are_checked() {
+        let e = parse(",x,y,z\nx,1,0.1,0.2\ny,0.1,1,5\nz,0.2,5,1\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            matches!(e, Error::Csv { line: 3, .. })
+                && msg.contains("row y, column z")
+                && msg.contains("outside"),
+            "{msg}"
+        );
+        let e = parse(",x,y\nx,100,50\ny,50,100\n").unwrap_err().to_string();
+        assert!(
+            e.contains("row x, column x") && e.contains("percent"),
+            "{e}"
+        );
+        let e = parse(",x,y\nx,0,0.5\ny,0.5,0\n").unwrap_err().to_string();
+        assert!(e.contains("distance"), "{e}");
+        let e = parse(",x,y\nx,0.9,0.5\ny,0.5,1\n").unwrap_err().to_string();
+        assert!(e.contains("itself is 1"), "{e}");
+        // Empty, text and 1.000 diagonals are read.
+        parse(",x,y\nx,,0.5\ny,0.5,-\n").unwrap();
+        parse(",x,y\nx,1.000,0.5\ny,0.5,1.0\n").unwrap();
     }
 }

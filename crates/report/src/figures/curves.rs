@@ -192,7 +192,7 @@ pub(crate) fn draw(ctx: &Ctx, fig: &CurvesFigure) -> Result<Drawn> {
     );
     caption.push(Span::Text(format!("{}.", notes.join("; "))));
 
-    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut w = crate::csv_out::CsvOut::new();
     w.write_record([
         "role", "model", "layers", "series", "layer", "x", "raw", "z",
     ])

@@ -279,7 +279,7 @@ pub(crate) fn draw(ctx: &Ctx, fig: &HeatmapFigure) -> Result<Drawn> {
         ));
     }
 
-    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut w = crate::csv_out::CsvOut::new();
     w.write_record([
         "row_model",
         "row_family",

@@ -172,7 +172,7 @@ pub(crate) fn draw(ctx: &Ctx, fig: &LinesFigure) -> Result<Drawn> {
         caption.push(Span::Text(".".into()));
     }
 
-    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut w = crate::csv_out::CsvOut::new();
     w.write_record(["kind", "label", "x", "y", "lo", "hi"])
         .map_err(|e| ctx.csv_err(e))?;
     for s in &fig.series {

@@ -177,9 +177,8 @@ impl Ctx<'_> {
     }
 
     /// Finish a CSV writer into bytes.
-    pub(crate) fn csv_bytes(&self, w: csv::Writer<Vec<u8>>) -> Result<Vec<u8>> {
-        w.into_inner()
-            .map_err(|e| self.csv_err(csv::Error::from(e.into_error())))
+    pub(crate) fn csv_bytes(&self, w: crate::csv_out::CsvOut) -> Result<Vec<u8>> {
+        w.into_inner().map_err(|e| self.csv_err(e))
     }
 
     /// Draw the figure title at the top left; returns the y below it.

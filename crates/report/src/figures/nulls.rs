@@ -190,7 +190,7 @@ pub(crate) fn draw(ctx: &Ctx, fig: &NullFigure) -> Result<Drawn> {
         *t = t.trim_end().to_string();
     }
 
-    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut w = crate::csv_out::CsvOut::new();
     w.write_record(["null", "kind", "label", "source", "value"])
         .map_err(|e| ctx.csv_err(e))?;
     for ((panel, null), (tested, marks)) in panels.iter().zip(&resolved) {

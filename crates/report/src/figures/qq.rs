@@ -183,7 +183,7 @@ pub(crate) fn draw(ctx: &Ctx, fig: &QqFigure) -> Result<Drawn> {
     }
     caption.push(Span::Text(".".into()));
 
-    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut w = crate::csv_out::CsvOut::new();
     w.write_record(["series", "rank", "p_value", "expected"])
         .map_err(|e| ctx.csv_err(e))?;
     for (s, pts) in fig.series.iter().zip(&series) {

@@ -94,7 +94,7 @@ pub(crate) fn draw_roc(ctx: &Ctx, fig: &RocFigure) -> Result<Drawn> {
     }
     caption.push(Span::Text(" (0.5 is chance).".into()));
 
-    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut w = crate::csv_out::CsvOut::new();
     w.write_record(["measure", "auc", "fpr", "tpr"])
         .map_err(|e| ctx.csv_err(e))?;
     for c in &fig.curves {
@@ -249,7 +249,7 @@ pub(crate) fn draw_fpr(ctx: &Ctx, fig: &FprFigure) -> Result<Drawn> {
         caption.push(Span::Text(".".into()));
     }
 
-    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut w = crate::csv_out::CsvOut::new();
     w.write_record(["kind", "label", "threshold", "rate", "lo", "hi"])
         .map_err(|e| ctx.csv_err(e))?;
     for s in &fig.series {

@@ -252,7 +252,7 @@ pub(crate) fn draw(ctx: &Ctx, fig: &SpecFigure) -> Result<Drawn> {
         ". Below the curve, each row marks the specifications that use that choice.".into(),
     ));
 
-    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut w = crate::csv_out::CsvOut::new();
     let mut header = vec!["rank".to_string(), "score".into(), "headline".into()];
     header.extend(dims.iter().map(|(d, _)| d.clone()));
     w.write_record(&header).map_err(|e| ctx.csv_err(e))?;
