@@ -469,7 +469,7 @@ pub fn analyse(
         opts,
     )?;
 
-    let lab = match exp.lab_dir(path) {
+    let mut lab = match exp.lab_dir(path) {
         Some(dir) => Some(crate::seed_lab::study(
             &dir,
             &curve_opts,
@@ -480,6 +480,14 @@ pub fn analyse(
         )?),
         None => None,
     };
+    if let (Some(l), PublishedOutcome::Present(study)) = (&mut lab, &published_panel) {
+        l.depth_model = Some(crate::seed_lab::depth_with_lab(
+            l,
+            &study.depth_model,
+            exp.claim.layers.map_or(48, |x| x[0].max(x[1])),
+            child_seed(exp.nulls.seed, seed_stream::DEPTH_WITH_LAB),
+        )?);
+    }
 
     Ok(Analysis {
         lab,

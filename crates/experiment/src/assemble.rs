@@ -443,6 +443,31 @@ fn glance_table(a: &Analysis) -> rm::Table {
             ]);
         }
     }
+    if let Some(r) = a
+        .lab
+        .as_ref()
+        .and_then(|l| l.depth_model.as_ref())
+        .and_then(|m| m.rates.iter().find(|r| r.threshold == claim))
+    {
+        rows.push(vec![
+            text(&format!(
+                "depth model with the seed lab's families: equal-depth pairs at {} layers",
+                r.depth
+            )),
+            rm::Cell::Missing,
+            rm::Cell::Missing,
+            num(r.rate),
+            iv(r.interval),
+            rm::Cell::Missing,
+            rm::Cell::Missing,
+            text(&format!(
+                "model-based; the published panel's points plus small models trained here; {} \
+                 of {} held-out depths inside their interval",
+                r.lodo.covered,
+                r.lodo.folds.len()
+            )),
+        ]);
+    }
     if let Some(f) = a
         .lab
         .as_ref()
@@ -1317,6 +1342,26 @@ fn depth_figure(a: &Analysis) -> Result<Option<rm::Figure>> {
                 });
             }
         }
+    }
+    if let Some(r) = a
+        .lab
+        .as_ref()
+        .and_then(|l| l.depth_model.as_ref())
+        .and_then(|m| m.rates.iter().find(|r| r.threshold == claim))
+    {
+        series.push(rm::LineSeries {
+            label: format!(
+                "depth model with the seed lab ({}/{} held-out depths covered)",
+                r.lodo.covered,
+                r.lodo.folds.len()
+            ),
+            points: vec![rm::LinePoint {
+                x: r.depth as f64,
+                y: r.rate,
+                lo: Some(r.interval.0),
+                hi: Some(r.interval.1),
+            }],
+        });
     }
     if let Some(l) = &a.lab {
         let mut fams: Vec<_> = l

@@ -91,6 +91,8 @@ pub mod seed_stream {
     /// Tie-breaking draws of the held-out check of calibrated surrogate p-values (one
     /// sub-stream per null).
     pub const CALIBRATED: u64 = 7;
+    /// The bootstrap of the depth model refitted with the seed lab's strata.
+    pub const DEPTH_WITH_LAB: u64 = 8;
 }
 
 /// Is a null liberal on real data, given its rejection rate of real unrelated pairs at

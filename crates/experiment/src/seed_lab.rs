@@ -8,6 +8,7 @@ use std::path::Path;
 use fingerprint::hash::sha256_bytes;
 use lab::spec::Kind;
 use lab::strata::{PowerPoint, SeedStratum, Strata};
+use null::depth::{DepthModel, DepthPoint};
 use null::pvalue::{rates_at_or_above, EmpiricalNull, Rate};
 use null::{CurveOptions, MeasureOptions};
 use report::model as rm;
@@ -30,6 +31,53 @@ pub struct LabStudy {
     /// Per derived snapshot: its score's p against the independent seed family at its base's
     /// depth (index into `strata.seeds`), when the lab has one.
     pub recipe_p: Vec<Option<(usize, f64)>>,
+    /// The published panel's depth model refitted with the lab's independent seed families as
+    /// further points, when the published panel is in the analysis ([`depth_with_lab`]).
+    pub depth_model: Option<DepthModel>,
+}
+
+/// Source name of the lab's points in a depth model.
+pub const LAB_DEPTH_SOURCE: &str = "seed lab: same recipe, different seeds (small models)";
+
+/// The depth model `published` refitted on its own points plus one point per independent seed
+/// family of the lab (same thresholds, predicted at `depth`): how much the extrapolation to the
+/// claim's depth moves when models trained here at that depth are added. Small models trained
+/// briefly, so a second fit next to the published one, never a replacement.
+pub fn depth_with_lab(
+    study: &LabStudy,
+    published: &DepthModel,
+    depth: usize,
+    seed: u64,
+) -> Result<DepthModel> {
+    let mut points = published.points.clone();
+    for f in study
+        .strata
+        .seeds
+        .iter()
+        .filter(|f| f.kind == Kind::Independent)
+    {
+        let mut scores: Vec<f64> = f.pairs.iter().map(|p| p.score).collect();
+        scores.sort_by(f64::total_cmp);
+        let q = |x| {
+            null::stats::quantile_sorted(&scores, x)
+                .map_err(Error::statistic(format!("seed family {}", f.family)))
+        };
+        points.push(DepthPoint {
+            source: LAB_DEPTH_SOURCE.into(),
+            depth: f.layers,
+            pairs: scores.len() as u64,
+            models: f.models as u64,
+            exceed: published
+                .thresholds
+                .iter()
+                .map(|&t| scores.iter().filter(|&&s| s >= t).count() as u64)
+                .collect(),
+            median: q(0.5)?,
+            p95: q(0.95)?,
+        });
+    }
+    null::depth::fit(&points, &published.thresholds, depth, seed)
+        .map_err(Error::statistic("the depth model with the seed lab"))
 }
 
 impl LabStudy {
@@ -89,6 +137,7 @@ pub fn study(
         strata,
         panel_p,
         recipe_p,
+        depth_model: None,
     })
 }
 
