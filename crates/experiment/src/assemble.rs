@@ -372,6 +372,23 @@ fn glance_table(a: &Analysis) -> rm::Table {
             text(note),
         ]
     };
+    // A depth model's prediction at the claim's depth: a rate and interval, no counts.
+    let model_row = |what: &str, kind: &str, r: &null::depth::RatePrediction| {
+        vec![
+            text(&format!("{what}: equal-depth pairs at {} layers", r.depth)),
+            rm::Cell::Missing,
+            rm::Cell::Missing,
+            num(r.rate),
+            iv(r.interval),
+            rm::Cell::Missing,
+            rm::Cell::Missing,
+            text(&format!(
+                "{kind}; {} of {} held-out depths inside their interval",
+                r.lodo.covered,
+                r.lodo.folds.len()
+            )),
+        ]
+    };
     let mut rows = vec![measured(
         format!(
             "this panel: all unrelated pairs ({} models)",
@@ -424,23 +441,7 @@ fn glance_table(a: &Analysis) -> rm::Table {
             .iter()
             .find(|r| r.threshold == claim)
         {
-            rows.push(vec![
-                text(&format!(
-                    "depth model: equal-depth pairs at {} layers",
-                    r.depth
-                )),
-                rm::Cell::Missing,
-                rm::Cell::Missing,
-                num(r.rate),
-                iv(r.interval),
-                rm::Cell::Missing,
-                rm::Cell::Missing,
-                text(&format!(
-                    "model-based extrapolation; {} of {} held-out depths inside their interval",
-                    r.lodo.covered,
-                    r.lodo.folds.len()
-                )),
-            ]);
+            rows.push(model_row("depth model", "model-based extrapolation", r));
         }
     }
     if let Some(r) = a
@@ -449,24 +450,11 @@ fn glance_table(a: &Analysis) -> rm::Table {
         .and_then(|l| l.depth_model.as_ref())
         .and_then(|m| m.rates.iter().find(|r| r.threshold == claim))
     {
-        rows.push(vec![
-            text(&format!(
-                "depth model with the seed lab's families: equal-depth pairs at {} layers",
-                r.depth
-            )),
-            rm::Cell::Missing,
-            rm::Cell::Missing,
-            num(r.rate),
-            iv(r.interval),
-            rm::Cell::Missing,
-            rm::Cell::Missing,
-            text(&format!(
-                "model-based; the published panel's points plus small models trained here; {} \
-                 of {} held-out depths inside their interval",
-                r.lodo.covered,
-                r.lodo.folds.len()
-            )),
-        ]);
+        rows.push(model_row(
+            "depth model with the seed lab's families",
+            "model-based; the published panel's points plus small models trained here",
+            r,
+        ));
     }
     if let Some(f) = a
         .lab
@@ -1298,6 +1286,20 @@ fn depth_figure(a: &Analysis) -> Result<Option<rm::Figure>> {
             hi: Some(r.interval.1),
         })
     };
+    // A depth model's prediction: one point with its interval.
+    let model_series = |label: &str, r: &null::depth::RatePrediction| rm::LineSeries {
+        label: format!(
+            "{label} ({}/{} held-out depths covered)",
+            r.lodo.covered,
+            r.lodo.folds.len()
+        ),
+        points: vec![rm::LinePoint {
+            x: r.depth as f64,
+            y: r.rate,
+            lo: Some(r.interval.0),
+            hi: Some(r.interval.1),
+        }],
+    };
     let mut series = Vec::new();
     if let PublishedOutcome::Present(study) = &a.published_panel {
         let m = &study.depth_model;
@@ -1326,20 +1328,10 @@ fn depth_figure(a: &Analysis) -> Result<Option<rm::Figure>> {
                 });
             }
             if let Some(r) = m.rates.iter().find(|r| r.threshold == claim) {
-                series.push(rm::LineSeries {
-                    label: format!(
-                        "depth model at {} layers ({}/{} held-out depths covered)",
-                        r.depth,
-                        r.lodo.covered,
-                        r.lodo.folds.len()
-                    ),
-                    points: vec![rm::LinePoint {
-                        x: r.depth as f64,
-                        y: r.rate,
-                        lo: Some(r.interval.0),
-                        hi: Some(r.interval.1),
-                    }],
-                });
+                series.push(model_series(
+                    &format!("depth model at {} layers", r.depth),
+                    r,
+                ));
             }
         }
     }
@@ -1349,19 +1341,7 @@ fn depth_figure(a: &Analysis) -> Result<Option<rm::Figure>> {
         .and_then(|l| l.depth_model.as_ref())
         .and_then(|m| m.rates.iter().find(|r| r.threshold == claim))
     {
-        series.push(rm::LineSeries {
-            label: format!(
-                "depth model with the seed lab ({}/{} held-out depths covered)",
-                r.lodo.covered,
-                r.lodo.folds.len()
-            ),
-            points: vec![rm::LinePoint {
-                x: r.depth as f64,
-                y: r.rate,
-                lo: Some(r.interval.0),
-                hi: Some(r.interval.1),
-            }],
-        });
+        series.push(model_series("depth model with the seed lab", r));
     }
     if let Some(l) = &a.lab {
         let mut fams: Vec<_> = l

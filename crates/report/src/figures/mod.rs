@@ -455,6 +455,34 @@ pub(crate) fn draw_lane_labels<DB: DrawingBackend>(
 }
 
 /// `(min, max)` of finite values, padded by `pad` of the span (or ±0.5 for a single value).
+/// The caption sentence listing a figure's marks (`"{lead}: label value, …."`), empty when it
+/// has none.
+pub(crate) fn marks_caption(lead: &str, marks: &[ResolvedMark]) -> Vec<Span> {
+    let mut caption = Vec::new();
+    if marks.is_empty() {
+        return caption;
+    }
+    caption.push(Span::Text(format!("{lead}: ")));
+    for (i, m) in marks.iter().enumerate() {
+        if i > 0 {
+            caption.push(Span::Text(", ".into()));
+        }
+        caption.push(Span::Text(format!("{} ", m.label)));
+        caption.push(m.span());
+    }
+    caption.push(Span::Text(".".into()));
+    caption
+}
+
+/// The `kind` column of a mark's row in a figure CSV.
+pub(crate) fn mark_csv_kind(m: &ResolvedMark) -> &'static str {
+    if m.cite.is_some() {
+        "published_mark"
+    } else {
+        "computed_mark"
+    }
+}
+
 pub(crate) fn padded_range(values: impl Iterator<Item = f64>, pad: f64) -> Option<(f64, f64)> {
     let (lo, hi) = values
         .filter(|v| v.is_finite())

@@ -236,18 +236,7 @@ pub(crate) fn draw_fpr(ctx: &Ctx, fig: &FprFigure) -> Result<Drawn> {
         root.present().map_err(e)?;
     }
 
-    let mut caption = Vec::new();
-    if !marks.is_empty() {
-        caption.push(Span::Text("Marked thresholds: ".into()));
-        for (i, m) in marks.iter().enumerate() {
-            if i > 0 {
-                caption.push(Span::Text(", ".into()));
-            }
-            caption.push(Span::Text(format!("{} ", m.label)));
-            caption.push(m.span());
-        }
-        caption.push(Span::Text(".".into()));
-    }
+    let caption = marks_caption("Marked thresholds", &marks);
 
     let mut w = crate::csv_out::CsvOut::new();
     w.write_record(["kind", "label", "threshold", "rate", "lo", "hi"])
@@ -266,13 +255,15 @@ pub(crate) fn draw_fpr(ctx: &Ctx, fig: &FprFigure) -> Result<Drawn> {
         }
     }
     for m in &marks {
-        let kind = if m.cite.is_some() {
-            "published_mark"
-        } else {
-            "computed_mark"
-        };
-        w.write_record([kind, m.label.as_str(), &fmt::csv_f64(m.value), "", "", ""])
-            .map_err(|e| ctx.csv_err(e))?;
+        w.write_record([
+            mark_csv_kind(m),
+            m.label.as_str(),
+            &fmt::csv_f64(m.value),
+            "",
+            "",
+            "",
+        ])
+        .map_err(|e| ctx.csv_err(e))?;
     }
     let csv = ctx.csv_bytes(w)?;
     Ok(Drawn {
