@@ -462,8 +462,6 @@ fn glance_table(a: &Analysis) -> rm::Table {
         .zip(depth)
         .and_then(|(l, d)| l.independent_at(d))
     {
-        let mut scores: Vec<f64> = f.pairs.iter().map(|p| p.score).collect();
-        scores.sort_by(f64::total_cmp);
         let r = &f.at_or_above;
         rows.push(vec![
             text(&format!(
@@ -474,7 +472,7 @@ fn glance_table(a: &Analysis) -> rm::Table {
             num(r.count as f64),
             num(r.rate),
             iv(r.interval),
-            num(crate::seed_lab::median(&scores)),
+            num(f.median),
             rm::Cell::Missing,
             text(&format!(
                 "{} small models (width {}) trained here; pairs share models",

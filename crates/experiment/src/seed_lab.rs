@@ -211,8 +211,6 @@ pub fn tables(study: &LabStudy, panel_pairs: usize) -> Vec<rm::Table> {
         .seeds
         .iter()
         .map(|f| {
-            let mut scores: Vec<f64> = f.pairs.iter().map(|p| p.score).collect();
-            scores.sort_by(f64::total_cmp);
             let r = &f.at_or_above;
             vec![
                 text(&f.family),
@@ -220,9 +218,9 @@ pub fn tables(study: &LabStudy, panel_pairs: usize) -> Vec<rm::Table> {
                 num(f.layers as f64),
                 num(f.width as f64),
                 num(f.models as f64),
-                num(scores.len() as f64),
-                num(median(&scores)),
-                num(scores[scores.len() - 1]),
+                num(f.pairs.len() as f64),
+                num(f.median),
+                num(f.highest),
                 num(r.count as f64),
                 num(r.rate),
                 rm::Cell::Text(format!("{:.4} – {:.4}", r.interval.0, r.interval.1)),
@@ -398,14 +396,9 @@ pub fn figures(
             .next()
             .map(|(i, _)| &s.seeds[*i])
         {
-            let max = f
-                .pairs
-                .iter()
-                .map(|p| p.score)
-                .fold(f64::NEG_INFINITY, f64::max);
             marks.push(rm::Mark::Computed {
                 label: format!("highest same-recipe pair, {} layers", f.layers),
-                value: max,
+                value: f.highest,
             });
         }
         figs.push(rm::Figure {
@@ -485,11 +478,6 @@ pub fn figures(
 pub fn depth_sentence(study: &LabStudy, claim_layers: usize) -> Option<String> {
     let f = study.independent_at(claim_layers)?;
     let r = &f.at_or_above;
-    let max = f
-        .pairs
-        .iter()
-        .map(|p| p.score)
-        .fold(f64::NEG_INFINITY, f64::max);
     Some(format!(
         "Trained here with one recipe and different seeds (no shared weights), {}/{} pairs of \
          {}-layer models reach {} (95% CI {:.1}–{:.1}%; highest {:.3}); these are width-{} \
@@ -500,7 +488,7 @@ pub fn depth_sentence(study: &LabStudy, claim_layers: usize) -> Option<String> {
         study.strata.threshold,
         100.0 * r.interval.0,
         100.0 * r.interval.1,
-        max,
+        f.highest,
         f.width
     ))
 }
@@ -528,12 +516,7 @@ pub fn power_sentence(study: &LabStudy) -> Option<String> {
         .iter()
         .map(|(i, p)| {
             let beyond = study.recipe_p[*i].map(|(f, _)| {
-                let max = s.seeds[f]
-                    .pairs
-                    .iter()
-                    .map(|q| q.score)
-                    .fold(f64::NEG_INFINITY, f64::max);
-                if p.score > max {
+                if p.score > s.seeds[f].highest {
                     " (above every same-recipe pair)"
                 } else {
                     " (within the same-recipe pairs)"
@@ -554,16 +537,6 @@ pub fn power_sentence(study: &LabStudy) -> Option<String> {
          fingerprint is not measured here.",
         parts.join("; ")
     ))
-}
-
-/// Median of values sorted ascending.
-pub(crate) fn median(sorted: &[f64]) -> f64 {
-    let n = sorted.len();
-    if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        0.5 * (sorted[n / 2 - 1] + sorted[n / 2])
-    }
 }
 
 /// Trailing moving mean over `window` values (over fewer at the start).
@@ -587,7 +560,5 @@ mod tests {
     #[test]
     fn smoothing_is_a_trailing_mean() {
         assert_eq!(smooth(&[2.0, 4.0, 6.0, 8.0], 2), [2.0, 3.0, 5.0, 7.0]);
-        assert_eq!(median(&[1.0, 2.0, 10.0]), 2.0);
-        assert_eq!(median(&[1.0, 2.0, 4.0, 10.0]), 3.0);
     }
 }

@@ -46,6 +46,10 @@ pub struct SeedStratum {
     pub pairs: Vec<Pair>,
     /// Share of pairs at or above the threshold, with its Clopper–Pearson interval.
     pub at_or_above: Rate,
+    /// Median score of the pairs.
+    pub median: f64,
+    /// Highest score of the pairs.
+    pub highest: f64,
     /// Mean final training loss of its models (nats per byte), to show they were trained.
     pub mean_final_loss: f64,
 }
@@ -159,6 +163,8 @@ pub fn load(
         let at_or_above = rates_at_or_above(&scores, &[threshold])
             .map_err(|e| bad(dir, e))?
             .remove(0);
+        let median = null::stats::median(&scores).map_err(|e| bad(dir, e))?;
+        let highest = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let losses: Vec<f64> = members
             .iter()
             .filter_map(|m| records[*m].0.losses.last().map(|&l| f64::from(l)))
@@ -171,6 +177,8 @@ pub fn load(
             models: members.len(),
             pairs,
             at_or_above,
+            median,
+            highest,
             mean_final_loss: losses.iter().sum::<f64>() / losses.len().max(1) as f64,
         });
     }

@@ -393,6 +393,9 @@ fn strata_pair_the_seed_families_and_score_the_derived_against_their_base() {
     let above = ind.pairs.iter().filter(|p| p.score >= 0.927).count() as u64;
     assert_eq!((ind.at_or_above.count, ind.at_or_above.n), (above, 3));
     assert!(ind.at_or_above.interval.0 <= ind.at_or_above.rate);
+    let mut scores: Vec<f64> = ind.pairs.iter().map(|p| p.score).collect();
+    scores.sort_by(f64::total_cmp);
+    assert_eq!((ind.median, ind.highest), (scores[1], scores[2]));
     let fams: Vec<(&str, f64)> = s
         .derived
         .iter()
