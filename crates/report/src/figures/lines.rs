@@ -134,13 +134,11 @@ pub(crate) fn draw(ctx: &Ctx, fig: &LinesFigure) -> Result<Drawn> {
                     }
                 }
             } else if band.len() >= 2 {
-                let poly: Vec<(f64, f64)> = band
-                    .iter()
-                    .map(|&(x, lo, _)| (x, lo))
-                    .chain(band.iter().rev().map(|&(x, _, hi)| (x, hi)))
-                    .collect();
                 chart
-                    .draw_series(std::iter::once(Polygon::new(poly, c.mix(0.18).filled())))
+                    .draw_series(std::iter::once(Polygon::new(
+                        band_polygon(&band),
+                        c.mix(0.18).filled(),
+                    )))
                     .map_err(e)?;
             }
             let px: Vec<(i32, i32)> = s

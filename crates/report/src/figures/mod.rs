@@ -455,6 +455,15 @@ pub(crate) fn draw_lane_labels<DB: DrawingBackend>(
 }
 
 /// `(min, max)` of finite values, padded by `pad` of the span (or ±0.5 for a single value).
+/// The outline of a shaded interval through `(x, lo, hi)` points: along the lower bounds, then
+/// back along the upper ones.
+pub(crate) fn band_polygon(band: &[(f64, f64, f64)]) -> Vec<(f64, f64)> {
+    band.iter()
+        .map(|&(x, lo, _)| (x, lo))
+        .chain(band.iter().rev().map(|&(x, _, hi)| (x, hi)))
+        .collect()
+}
+
 /// The caption sentence listing a figure's marks (`"{lead}: label value, …."`), empty when it
 /// has none.
 pub(crate) fn marks_caption(lead: &str, marks: &[ResolvedMark]) -> Vec<Span> {

@@ -195,13 +195,11 @@ pub(crate) fn draw_fpr(ctx: &Ctx, fig: &FprFigure) -> Result<Drawn> {
                 .filter_map(|p| Some((p.threshold, p.lo?, p.hi?)))
                 .collect();
             if band.len() >= 2 {
-                let poly: Vec<(f64, f64)> = band
-                    .iter()
-                    .map(|&(t, lo, _)| (t, lo))
-                    .chain(band.iter().rev().map(|&(t, _, hi)| (t, hi)))
-                    .collect();
                 chart
-                    .draw_series(std::iter::once(Polygon::new(poly, c.mix(0.18).filled())))
+                    .draw_series(std::iter::once(Polygon::new(
+                        band_polygon(&band),
+                        c.mix(0.18).filled(),
+                    )))
                     .map_err(e)?;
             }
             let px: Vec<(i32, i32)> = s
