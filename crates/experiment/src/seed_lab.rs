@@ -297,8 +297,12 @@ pub fn tables(study: &LabStudy, panel_pairs: usize) -> Vec<rm::Table> {
              the corpus for a share of the base's steps; snapshots are scored against the base. \
              p against the same recipe: (1 + same-recipe pairs at or above the score)/(1 + \
              pairs), the null of models that share no weights but everything else (the \
-             independent seed family at the base's depth). p against the panel: the same over \
-             the {panel_pairs} real unrelated pairs. The weight-level test (`nullprint trace`) \
+             independent seed family at the base's depth); its size has not been measured on \
+             real unrelated pairs, and its pairs share models (each p is as coarse as 1/(1 + \
+             pairs) and its level is not guaranteed): it traces power in these small models, it \
+             does not test the claim. p against the panel: the same over the {panel_pairs} real \
+             unrelated pairs (its size: the answer-rate and leave-one-out tables). The \
+             weight-level test (`nullprint trace`) \
              needs the checkpoints, which are not committed: run `just lab` and `nullprint trace` \
              on them."
         ),
