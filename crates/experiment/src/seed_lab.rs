@@ -301,7 +301,7 @@ pub fn tables(study: &LabStudy, panel_pairs: usize) -> Vec<rm::Table> {
              real unrelated pairs, and its pairs share models (each p is as coarse as 1/(1 + \
              pairs) and its level is not guaranteed): it traces power in these small models, it \
              does not test the claim. p against the panel: the same over the {panel_pairs} real \
-             unrelated pairs (its size: the answer-rate and leave-one-out tables). The \
+             unrelated pairs (its size: the answer-rate table and the calibration figure). The \
              weight-level test (`nullprint trace`) \
              needs the checkpoints, which are not committed: run `just lab` and `nullprint trace` \
              on them."
