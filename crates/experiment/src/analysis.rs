@@ -438,7 +438,7 @@ pub fn analyse(
         &real_controls,
         &simulated_controls,
     )?;
-    let grid: Vec<f64> = (-20..=20).map(|i| i as f64 / 20.0).collect();
+    let grid = policy::rate_grid();
     let fpr_curve = null::pvalue::rates_at_or_above(&unrelated, &grid)?;
     let held_out = null::roc::held_out(
         &table,

@@ -246,6 +246,11 @@ pub fn report(a: &Analysis) -> Result<rm::Report> {
         })
         .collect();
     let figures = figures(a, &published)?;
+    let headline = figures
+        .first()
+        .map(|f| f.name.as_str())
+        .filter(|n| *n == HEADLINE_FIGURE);
+    let verdict = verdict::verdict(a, headline);
     let mut seeds = vec![
         rm::Seed {
             label: "master seed of the experiment".into(),
@@ -314,7 +319,7 @@ pub fn report(a: &Analysis) -> Result<rm::Report> {
             ),
             statistic: claim_pub,
         },
-        verdict: verdict::verdict(a),
+        verdict,
         published,
         computed: rm::Computed {
             nulls,
@@ -1172,6 +1177,9 @@ fn figures(a: &Analysis, published: &[rm::Published]) -> Result<Vec<rm::Figure>>
                 .map(|(p, _)| rm::Mark::Published { id: p.id.clone() }),
         )
         .collect();
+    figs.extend(headline_figure(a, &claim_marks)?);
+    // The headline carries this panel's rate curve; without it, the curve has its own figure.
+    let has_headline = !figs.is_empty();
     // Null distributions.
     let mut panels = vec![rm::NullPanel {
         null: a.panel.null.name.clone(),
@@ -1216,7 +1224,8 @@ fn figures(a: &Analysis, published: &[rm::Published]) -> Result<Vec<rm::Figure>>
         });
     }
     figs.push(heatmap(a));
-    figs.push(rm::Figure {
+    if !has_headline {
+        figs.push(rm::Figure {
         name: "false-positive-rate".into(),
         title: "How often unrelated models reach a threshold".into(),
         caption: format!(
@@ -1240,8 +1249,10 @@ fn figures(a: &Analysis, published: &[rm::Published]) -> Result<Vec<rm::Figure>>
                     .collect(),
             }],
             marks: claim_marks,
+            log_rate: false,
         }),
     });
+    }
     figs.extend(depth_figure(a)?);
     if let Some(l) = &a.lab {
         figs.extend(crate::seed_lab::figures(
@@ -1272,6 +1283,124 @@ fn figures(a: &Analysis, published: &[rm::Published]) -> Result<Vec<rm::Figure>>
 /// depth: the published panel's depth strata and the seed lab's same-recipe families, each with
 /// its Clopper–Pearson interval, and the depth model's extrapolation to the claim's depth. `None`
 /// when neither the published panel nor the lab is in the analysis.
+/// A stratum name in words for a legend: `depth: same, kind: decoder/decoder` reads "equal
+/// depth, decoder/decoder".
+fn stratum_words(name: &str) -> String {
+    name.replace("depth: same", "equal depth")
+        .replace("depth: within 10%", "depth within 10%")
+        .replace("kind: ", "")
+}
+
+/// The name of the headline figure, shown with the verdict.
+pub const HEADLINE_FIGURE: &str = "claim-on-matched-nulls";
+
+/// The headline figure: the claimed value on the nulls closest to the claim (the published
+/// panel's matched stratum; the seed lab's same-recipe pairs at the claim's depth), next to
+/// this panel's unrelated pairs. None without either of the first two.
+fn headline_figure(a: &Analysis, marks: &[rm::Mark]) -> Result<Option<rm::Figure>> {
+    use crate::analysis::PublishedOutcome;
+    // From 0: below it every curve is near 100% and the tail is what the claim is read against.
+    let points = |rates: &[null::pvalue::Rate]| -> Vec<rm::FprPoint> {
+        rates
+            .iter()
+            .filter(|r| r.threshold >= 0.0)
+            .map(|r| rm::FprPoint {
+                threshold: r.threshold,
+                rate: r.rate,
+                lo: Some(r.interval.0),
+                hi: Some(r.interval.1),
+            })
+            .collect()
+    };
+    let grid = policy::rate_grid();
+    let mut series = Vec::new();
+    let mut parts = Vec::new();
+    if let PublishedOutcome::Present(study) = &a.published_panel {
+        let p = &study.panel;
+        if let (Some(name), Some(first)) = (&p.matched_stratum, p.matched_curve.first()) {
+            series.push(rm::FprSeries {
+                label: format!("published panel, {} (n = {})", stratum_words(name), first.n),
+                points: points(&p.matched_curve),
+            });
+            let deepest = study
+                .curves_by_depth
+                .iter()
+                .filter(|(_, &c)| c >= 2)
+                .map(|(&d, _)| d)
+                .max();
+            parts.push(format!(
+                "the published panel's unrelated pairs in the stratum closest to the claim \
+                 (\"{name}\", {} pairs; real pretrained models, but no depth past {} layers \
+                 holds two of its curves)",
+                first.n,
+                deepest.map_or("—".into(), |d| d.to_string())
+            ));
+        }
+    }
+    if let Some(l) = &a.lab {
+        let at_claim = a
+            .exp
+            .claim
+            .layers
+            .and_then(|[x, y]| l.independent_at(x.max(y)))
+            .filter(|f| !f.pairs.is_empty());
+        if let Some(f) = at_claim {
+            let scores: Vec<f64> = f.pairs.iter().map(|p| p.score).collect();
+            let r = null::pvalue::rates_at_or_above(&scores, &grid).map_err(
+                crate::error::Error::statistic(format!("seed family {}", f.family)),
+            )?;
+            series.push(rm::FprSeries {
+                label: format!(
+                    "seed lab, same recipe, {} layers (n = {})",
+                    f.layers,
+                    scores.len()
+                ),
+                points: points(&r),
+            });
+            parts.push(format!(
+                "every pair of the seed lab's {}-layer models trained with one recipe and \
+                 different seeds ({} pairs; width {}, small and briefly trained)",
+                f.layers,
+                scores.len(),
+                f.width
+            ));
+        }
+    }
+    if series.is_empty() {
+        return Ok(None);
+    }
+    series.push(rm::FprSeries {
+        label: format!(
+            "this panel, all unrelated pairs (n = {})",
+            a.unrelated.len()
+        ),
+        points: points(&a.fpr_curve),
+    });
+    parts.push(format!(
+        "this panel's {} unrelated pairs of real models, of any depth ({} of equal depth)",
+        a.unrelated.len(),
+        crate::verdict::same_depth_pairs(a)
+    ));
+    Ok(Some(rm::Figure {
+        name: HEADLINE_FIGURE.into(),
+        title: "The claim against unrelated pairs like it".into(),
+        caption: format!(
+            "Share of pairs that share no weights whose {} similarity is at or above each \
+             threshold, with 95% Clopper–Pearson bands (computed as if pairs were independent; \
+             they share models, so the bands are too narrow): {}. Read each curve at the \
+             claimed value: that is how often chance alone reached it there.",
+            a.measure.name(),
+            parts.join("; ")
+        ),
+        kind: rm::FigureKind::FprThreshold(rm::FprFigure {
+            x_label: format!("threshold ({} similarity, unitless)", a.measure.name()),
+            series,
+            marks: marks.to_vec(),
+            log_rate: true,
+        }),
+    }))
+}
+
 fn depth_figure(a: &Analysis) -> Result<Option<rm::Figure>> {
     use crate::analysis::PublishedOutcome;
     let claim = a.exp.claim.value;

@@ -39,6 +39,10 @@ pub const FINGERPRINTS: &[(&str, &str)] = &[
         include_str!("../../../baselines/all-mpnet-base-v2.json"),
     ),
     (
+        "nomic-embed-text-v1.5",
+        include_str!("../../../baselines/nomic-embed-text-v1.5.json"),
+    ),
+    (
         "antiberty",
         include_str!("../../../baselines/antiberty.json"),
     ),

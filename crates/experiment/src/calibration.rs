@@ -119,6 +119,7 @@ pub fn report(cfg: &FullCalibration, results: &[Calibration]) -> Result<rm::Repo
         verdict: rm::Verdict {
             answer: String::new(),
             findings: Vec::new(),
+            figure: None,
             claimed: format!(
                 "Each null should reject about {:.0}% of unrelated pairs at α = {level}.",
                 level * 100.0

@@ -51,6 +51,18 @@ pub const CONTROL_SURROGATE_SAMPLES: usize = 2000;
 /// of the report's size (the p-values use every draw, which the seed reproduces).
 pub const FIGURE_QUANTILES: usize = 250;
 
+/// Steps per unit of the threshold grid of every rate-against-threshold curve (the panel's,
+/// and the published matched stratum's in the committed summary): 20 gives −1 to 1 by 0.05,
+/// fine enough to read a rate at 0.7 or 0.9 and 41 points per curve.
+pub const RATE_GRID_STEPS: i32 = 20;
+
+/// The thresholds of every rate-against-threshold curve: −1 to 1 by 1/[`RATE_GRID_STEPS`].
+pub fn rate_grid() -> Vec<f64> {
+    (-RATE_GRID_STEPS..=RATE_GRID_STEPS)
+        .map(|i| f64::from(i) / f64::from(RATE_GRID_STEPS))
+        .collect()
+}
+
 /// Most points per series of a QQ figure (a curve on a 700-pixel plot needs no more).
 pub const FIGURE_QQ_POINTS: usize = 200;
 

@@ -268,6 +268,7 @@ pub fn study(
         opts.observed,
         &PanelOptions {
             thresholds: opts.thresholds.clone(),
+            matched_grid: crate::policy::rate_grid(),
             context: opts.context.clone(),
             depth_strata: true,
             kinds,

@@ -387,6 +387,7 @@ pub fn figures(
             x_label: format!("threshold ({measure_name} similarity, unitless)"),
             series,
             marks: vec![claim.clone()],
+            log_rate: false,
         }),
     }];
     let mut families: Vec<&str> = s.derived.iter().map(|p| p.family.as_str()).collect();

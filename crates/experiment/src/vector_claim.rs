@@ -926,6 +926,7 @@ fn verdict(exp: &VectorExperiment, pairs: &[PairRole]) -> rm::Verdict {
     rm::Verdict {
         answer,
         findings,
+        figure: None,
         claimed: format!(
             "{} vs {}: same-layer {} of normalisation weights {}, against a within-model \
              baseline of different layers{}; concluded: {}",

@@ -113,7 +113,7 @@ fn liberal_nulls(a: &Analysis) -> Vec<(String, u64, u64)> {
 }
 
 /// The verdict box.
-pub fn verdict(a: &Analysis) -> rm::Verdict {
+pub fn verdict(a: &Analysis, headline: Option<&str>) -> rm::Verdict {
     let exp = &a.exp;
     let n = &a.panel.null;
     let claimed = match (&exp.claim.model_a, &exp.claim.model_b) {
@@ -231,7 +231,8 @@ pub fn verdict(a: &Analysis) -> rm::Verdict {
     );
     rm::Verdict {
         answer: answer_sentence(a),
-        findings: findings(a),
+        findings: findings(a, headline),
+        figure: headline.map(String::from),
         claimed,
         nulls_say: says,
         cannot_say: cannot,
@@ -274,7 +275,7 @@ pub fn answer_sentence(a: &Analysis) -> String {
 }
 
 /// Unrelated panel pairs of equal depth.
-fn same_depth_pairs(a: &Analysis) -> u64 {
+pub(crate) fn same_depth_pairs(a: &Analysis) -> u64 {
     a.panel
         .strata
         .iter()
@@ -291,7 +292,7 @@ fn capitalised(s: &str) -> String {
 
 /// At most [`rm::MAX_FINDINGS`] findings, each with its number and the table or figure
 /// behind it.
-pub fn findings(a: &Analysis) -> Vec<rm::Finding> {
+pub fn findings(a: &Analysis, headline: Option<&str>) -> Vec<rm::Finding> {
     let mut out = Vec::new();
     let n = &a.panel.null;
     let sm = &a.panel.summary;
@@ -301,7 +302,7 @@ pub fn findings(a: &Analysis) -> Vec<rm::Finding> {
             n.exceed, n.n, a.observed, sm.median, sm.max.score, sm.max.a, sm.max.b
         ),
         "fig-null-distributions",
-        "Figure 1",
+        "null distributions",
     ));
     if let Some([la, lb]) = a.exp.claim.layers.filter(|l| l[0] == l[1]) {
         let published_same_depth = a
@@ -319,6 +320,23 @@ pub fn findings(a: &Analysis) -> Vec<rm::Finding> {
                 pb.value
             ));
         }
+        if let (Some((name, r)), crate::analysis::PublishedOutcome::Present(study)) =
+            (matched_published(a), &a.published_panel)
+        {
+            let none_at_claim = study.curves_by_depth.get(&la).copied().unwrap_or(0) < 2;
+            text.push_str(&format!(
+                " In the published panel (GraphNet), {}/{} unrelated pairs of its stratum \"{name}\" reach {:.3} ({:.2}%){}.",
+                r.exceed,
+                r.n,
+                a.observed,
+                100.0 * r.exceed as f64 / r.n as f64,
+                if none_at_claim {
+                    format!(", none of them at {la} layers")
+                } else {
+                    String::new()
+                }
+            ));
+        }
         let _ = lb;
         match a
             .lab
@@ -328,7 +346,10 @@ pub fn findings(a: &Analysis) -> Vec<rm::Finding> {
             Some(lab) => {
                 text.push(' ');
                 text.push_str(&lab);
-                out.push(finding(text, "table-seed-lab-null", "seed lab"));
+                match headline {
+                    Some(h) => out.push(finding(text, &format!("fig-{h}"), "Figure 1")),
+                    None => out.push(finding(text, "table-seed-lab-null", "seed lab")),
+                }
             }
             None => out.push(finding(text, "published", "published figures")),
         }
@@ -422,16 +443,24 @@ pub(crate) fn finding(text: String, anchor: &str, label: &str) -> rm::Finding {
     }
 }
 
+/// The published panel's stratum matching the claim and its test, when the panel was used.
+fn matched_published(a: &Analysis) -> Option<(&str, &null::nulls::NullResult)> {
+    let crate::analysis::PublishedOutcome::Present(study) = &a.published_panel else {
+        return None;
+    };
+    let p = &study.panel;
+    let name = p.matched_stratum.as_ref()?;
+    let s = p.strata.iter().find(|s| &s.name == name)?;
+    Some((&s.name, &s.result))
+}
+
 /// What the published panel's stratum matching the claim shows, when the panel was used.
 fn published_sentence(a: &Analysis) -> String {
     let crate::analysis::PublishedOutcome::Present(study) = &a.published_panel else {
         return String::new();
     };
     let p = &study.panel;
-    let matched = p
-        .matched_stratum
-        .as_ref()
-        .and_then(|name| p.strata.iter().find(|s| &s.name == name));
+    let matched = matched_published(a);
     let claim_depth = a.exp.claim.layers.map(|l| l[0].max(l[1]));
     let at_claim_depth = study
         .depth_model
@@ -439,17 +468,17 @@ fn published_sentence(a: &Analysis) -> String {
         .iter()
         .any(|pt| Some(pt.depth) == claim_depth);
     let mut out = match matched {
-        Some(s) => format!(
+        Some((name, r)) => format!(
             " In the published panel ({} unrelated pairs), the stratum closest to the claim is \"{}\"{}: {} of {} unrelated pairs reach the observed score (p = {:.2e}).",
             p.null.n,
-            s.name,
+            name,
             match (claim_depth, at_claim_depth) {
                 (Some(d), false) => format!(" (equal depths, but none at the claim's {d} layers)"),
                 _ => String::new(),
             },
-            s.result.exceed,
-            s.result.n,
-            s.result.p
+            r.exceed,
+            r.n,
+            r.p
         ),
         None => " The published panel has no stratum matching the claim.".into(),
     };

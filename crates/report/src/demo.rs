@@ -464,6 +464,7 @@ pub fn demo_report() -> Report {
     let verdict = Verdict {
         answer: "DEMO: cannot tell, from synthetic data.".into(),
         findings: Vec::new(),
+        figure: None,
         claimed: "DEMO: a correlation of 0.93 between two models' attention-std curves was presented as evidence of shared lineage.".into(),
         nulls_say: format!(
                 "DEMO: {} of {} synthetic unrelated pairs score at or above the claimed value (panel null p = {}); the circular-shift null gives p = {} for the observed pair. These sentences are generated from the demo's own synthetic numbers.",
@@ -550,6 +551,7 @@ pub fn demo_report() -> Report {
                     x_label: "threshold on mean correlation r".into(),
                     series: vec![fpr_series],
                     marks: vec![Mark::Published { id: "rule_of_thumb".into() }, claim_mark.clone()],
+                    log_rate: false,
                 }),
             },
             Figure {

@@ -158,6 +158,24 @@ fn table_body(out: &mut String, t: &DisplayTable) {
 }
 
 /// The three-part explanation of a verdict.
+/// Figure `i` (0-based): the inline SVG, then its numbered caption and files.
+fn figure(o: &mut String, i: usize, f: &crate::figures::RenderedFigure) {
+    let _ = writeln!(
+        o,
+        "<figure id=\"fig-{}\">\n<div class=\"plot\">",
+        esc(&f.name)
+    );
+    o.push_str(&f.svg);
+    let _ = write!(
+        o,
+        "</div>\n<figcaption><strong>Figure {}. {}.</strong> {} <span class=\"csv\">Files: <a href=\"figures/{n}.svg\">figures/{n}.svg</a>, data <a href=\"figures/{n}.csv\">figures/{n}.csv</a>.</span></figcaption>\n</figure>\n",
+        i + 1,
+        esc(f.title.trim_end_matches('.')),
+        span_string(&f.caption),
+        n = esc(&f.name),
+    );
+}
+
 fn verdict_parts(o: &mut String, v: &crate::model::Verdict) {
     for (class, head, text) in [
         ("claimed", "What was claimed", &v.claimed),
@@ -235,6 +253,9 @@ pub(crate) fn render(ctx: &RenderCtx) -> String {
             }
             o.push_str("</ul>");
         }
+        if let Some(f) = crate::markdown::headline(ctx) {
+            figure(&mut o, 0, f);
+        }
         o.push_str(
             "<p class=\"more\"><a href=\"#verdict-details\">The verdict in full</a></p></div>\n",
         );
@@ -287,23 +308,12 @@ pub(crate) fn render(ctx: &RenderCtx) -> String {
     }
 
     // Figures.
-    if !ctx.figures.is_empty() {
+    // The headline figure is shown with the verdict; the others here, numbered after it.
+    let skip = usize::from(crate::markdown::headline(ctx).is_some());
+    if ctx.figures.len() > skip {
         o.push_str("<section id=\"figures\">\n<h2>Figures</h2>\n");
-        for (i, f) in ctx.figures.iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "<figure id=\"fig-{}\">\n<div class=\"plot\">",
-                esc(&f.name)
-            );
-            o.push_str(&f.svg);
-            let _ = write!(
-                o,
-                "</div>\n<figcaption><strong>Figure {}. {}.</strong> {} <span class=\"csv\">Files: <a href=\"figures/{n}.svg\">figures/{n}.svg</a>, data <a href=\"figures/{n}.csv\">figures/{n}.csv</a>.</span></figcaption>\n</figure>\n",
-                i + 1,
-                esc(f.title.trim_end_matches('.')),
-                span_string(&f.caption),
-                n = esc(&f.name),
-            );
+        for (i, f) in ctx.figures.iter().enumerate().skip(skip) {
+            figure(&mut o, i, f);
         }
         o.push_str("</section>\n");
     }

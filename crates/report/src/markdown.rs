@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::cite::{published_shown, Span};
+use crate::figures::RenderedFigure;
 use crate::fmt::{self, markdown as esc};
 use crate::html::shell_join;
 use crate::tables::{self, DisplayTable};
@@ -81,6 +82,25 @@ fn table_body(o: &mut String, t: &DisplayTable) {
     }
 }
 
+/// The verdict's headline figure, when it names one (validation makes it the first).
+pub(crate) fn headline<'a>(ctx: &RenderCtx<'a>) -> Option<&'a RenderedFigure> {
+    let name = ctx.report.verdict.figure.as_ref()?;
+    ctx.figures.first().filter(|f| &f.name == name)
+}
+
+/// Figure `i` (0-based): the image, then its numbered caption and data file.
+fn figure(o: &mut String, i: usize, f: &RenderedFigure) {
+    let title = esc(f.title.trim_end_matches('.'));
+    let _ = writeln!(o, "![Figure {}: {title}](figures/{}.svg)\n", i + 1, f.name);
+    let _ = writeln!(
+        o,
+        "**Figure {}. {title}.** {} Data: [figures/{n}.csv](figures/{n}.csv)\n",
+        i + 1,
+        spans(&f.caption),
+        n = f.name
+    );
+}
+
 /// The three-part explanation of a verdict.
 fn verdict_parts(o: &mut String, v: &crate::model::Verdict) {
     let _ = writeln!(o, "**What was claimed.** {}\n", esc(&v.claimed));
@@ -130,6 +150,9 @@ pub(crate) fn render(ctx: &RenderCtx) -> String {
         if !v.findings.is_empty() {
             o.push('\n');
         }
+        if let Some(f) = headline(ctx) {
+            figure(&mut o, 0, f);
+        }
         o.push_str("[The verdict in full](#the-verdict-in-full) follows the nulls table.\n\n");
     } else {
         verdict_parts(&mut o, v);
@@ -156,18 +179,12 @@ pub(crate) fn render(ctx: &RenderCtx) -> String {
         verdict_parts(&mut o, v);
     }
 
-    if !ctx.figures.is_empty() {
+    // The headline figure is shown with the verdict; the others here, numbered after it.
+    let skip = usize::from(headline(ctx).is_some());
+    if ctx.figures.len() > skip {
         o.push_str("## Figures\n\n");
-        for (i, f) in ctx.figures.iter().enumerate() {
-            let title = esc(f.title.trim_end_matches('.'));
-            let _ = writeln!(o, "![Figure {}: {title}](figures/{}.svg)\n", i + 1, f.name);
-            let _ = writeln!(
-                o,
-                "**Figure {}. {title}.** {} Data: [figures/{n}.csv](figures/{n}.csv)\n",
-                i + 1,
-                spans(&f.caption),
-                n = f.name
-            );
+        for (i, f) in ctx.figures.iter().enumerate().skip(skip) {
+            figure(&mut o, i, f);
         }
     }
 

@@ -138,6 +138,10 @@ pub struct Verdict {
     /// The findings behind the answer, each with its number and where it comes from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
+    /// The headline figure, shown with the answer: the name of the report's first figure
+    /// (so it keeps the number 1 wherever it is shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub figure: Option<String>,
     /// What was claimed.
     pub claimed: String,
     /// What the nulls say (p-values, the null, its assumptions).
@@ -504,6 +508,11 @@ pub struct FprFigure {
     pub series: Vec<FprSeries>,
     /// Thresholds to mark, e.g. the published 0.7 and 0.927.
     pub marks: Vec<Mark>,
+    /// Draw the rate on a logarithmic axis (the tail is what a claim is read against), from
+    /// the decade at or below the smallest positive rate to 100%; zero, and interval bounds
+    /// below that decade, are drawn at the axis' floor.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub log_rate: bool,
 }
 
 /// One false-positive-rate curve.

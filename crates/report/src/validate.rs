@@ -97,6 +97,16 @@ impl Report {
             non_empty(&format!("{field}.title"), &f.title)?;
             self.validate_figure(&field, &f.kind)?;
         }
+        if let Some(name) = &self.verdict.figure {
+            if self.figures.first().map(|f| &f.name) != Some(name) {
+                return Err(Error::Inconsistent {
+                    field: "verdict.figure".into(),
+                    reason: format!(
+                        "\"{name}\" must name the first figure (the headline keeps number 1)"
+                    ),
+                });
+            }
+        }
         Ok(())
     }
 

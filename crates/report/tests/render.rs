@@ -105,6 +105,7 @@ fn small_report() -> Report {
         verdict: Verdict {
             answer: String::new(),
             findings: Vec::new(),
+            figure: None,
             claimed: "A correlation of 0.927 was read as lineage.".into(),
             nulls_say: format!("Unrelated pairs reach it often. {HOSTILE}"),
             cannot_say: "Whether P was trained from Q.".into(),
@@ -411,6 +412,7 @@ fn small_report() -> Report {
                         Mark::Published { id: "rule".into() },
                         Mark::Published { id: "claim".into() },
                     ],
+                    log_rate: false,
                 }),
             },
             Figure {
@@ -956,6 +958,69 @@ fn validation_rejects_inconsistent_reports() {
         },
         "1.5 is outside [0, 1]",
     );
+    check(
+        |r| r.verdict.figure = Some(r.figures[1].name.clone()),
+        "must name the first figure",
+    );
+}
+
+#[test]
+fn the_headline_figure_is_shown_with_the_verdict_once() {
+    let mut r = small_report();
+    r.verdict.answer = "Cannot tell: a test answer.".into();
+    let first = r.figures[0].name.clone();
+    r.verdict.figure = Some(first.clone());
+    let files = render(&r).unwrap();
+    let text = |name: &str| {
+        String::from_utf8(
+            files
+                .iter()
+                .find(|f| f.path == name)
+                .unwrap_or_else(|| panic!("{name} not written"))
+                .bytes
+                .clone(),
+        )
+        .unwrap()
+    };
+    let md = text("report.md");
+    let image = "![Figure 1: ";
+    assert_eq!(md.matches(image).count(), 1, "{md}");
+    let at = md.find(image).unwrap();
+    assert!(at < md.find("## The claim against the nulls").unwrap());
+    assert!(md.contains("![Figure 2: "), "the others keep their numbers");
+    let html = text("index.html");
+    let id = format!("<figure id=\"fig-{first}\">");
+    assert_eq!(html.matches(&id).count(), 1);
+    assert!(html.find(&id).unwrap() < html.find("<section id=\"claim\">").unwrap());
+}
+
+#[test]
+fn a_log_rate_axis_draws_the_tail_and_says_so() {
+    let mut r = small_report();
+    let i = r
+        .figures
+        .iter()
+        .position(|f| matches!(f.kind, FigureKind::FprThreshold(_)))
+        .unwrap();
+    if let FigureKind::FprThreshold(f) = &mut r.figures[i].kind {
+        f.log_rate = true;
+    }
+    let files = render(&r).unwrap();
+    let md = String::from_utf8(
+        files
+            .iter()
+            .find(|f| f.path == "report.md")
+            .unwrap()
+            .bytes
+            .clone(),
+    )
+    .unwrap();
+    assert!(md.contains("The rate axis is logarithmic"), "{md}");
+    let svg = files
+        .iter()
+        .find(|f| f.path == format!("figures/{}.svg", r.figures[i].name))
+        .unwrap();
+    assert!(std::str::from_utf8(&svg.bytes).unwrap().contains("100%"));
 }
 
 #[test]

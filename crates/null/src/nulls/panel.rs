@@ -109,6 +109,9 @@ pub struct ObservedContext {
 pub struct PanelOptions {
     /// Thresholds at which to report the false-positive rate.
     pub thresholds: Vec<f64>,
+    /// Thresholds at which to report the matched stratum's rate at or above
+    /// ([`PanelReport::matched_curve`]); none when empty.
+    pub matched_grid: Vec<f64>,
     /// The observed pair's depths and families.
     pub context: ObservedContext,
     /// Models whose pairs are left out of the null (e.g. the pair under test).
@@ -209,6 +212,10 @@ pub struct PanelReport {
     /// The stratum that matches the observed pair, when the context names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matched_stratum: Option<String>,
+    /// The matched stratum's rate at or above each threshold of
+    /// [`PanelOptions::matched_grid`] (the distribution a claim is read against).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matched_curve: Vec<Rate>,
     /// The family-block view (one score per pair of roots).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family_block: Option<NullResult>,
@@ -460,6 +467,10 @@ pub fn test(table: &PairTable, observed: f64, opts: &PanelOptions) -> Result<Pan
         }
         candidates.into_iter().find(|c| groups.contains_key(c))
     };
+    let matched_curve = match matched_stratum.as_ref().and_then(|m| groups.get(m)) {
+        Some(s) if !opts.matched_grid.is_empty() => rates_at_or_above(s, &opts.matched_grid)?,
+        _ => Vec::new(),
+    };
 
     // Family blocks.
     let mut blocks: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
@@ -548,6 +559,7 @@ pub fn test(table: &PairTable, observed: f64, opts: &PanelOptions) -> Result<Pan
         excluded,
         strata,
         matched_stratum,
+        matched_curve,
         family_block,
         fpr,
         notes,
@@ -721,9 +733,28 @@ mod tests {
             r.matched_stratum.as_deref(),
             Some("depth: same, kind: decoder/decoder")
         );
+        assert!(r.matched_curve.is_empty(), "no grid, no curve");
+        // With a grid: the matched stratum's own scores (0.82 and 0.83), counted at or above
+        // each threshold.
+        let grid = [0.0, 0.825, 0.9];
+        let with_grid = test(
+            &t,
+            0.85,
+            &PanelOptions {
+                matched_grid: grid.to_vec(),
+                ..opts.clone()
+            },
+        )
+        .unwrap();
+        let c = &with_grid.matched_curve;
+        assert_eq!(c.len(), 3);
+        assert!(c.iter().all(|x| x.n == 2));
+        let counts: Vec<u64> = c.iter().map(|x| x.count).collect();
+        assert_eq!(counts, [2, 1, 0]);
         // Off by default: the strata of earlier reports are unchanged.
         let plain = test(&t, 0.85, &PanelOptions::default()).unwrap();
         assert!(plain.strata.iter().all(|s| !s.name.starts_with("depth:")));
+        assert!(plain.matched_curve.is_empty());
     }
 
     #[test]

@@ -157,6 +157,25 @@ pub(crate) fn draw_fpr(ctx: &Ctx, fig: &FprFigure) -> Result<Drawn> {
         .flat_map(|s| s.points.iter().map(|p| p.threshold));
     let (x0, x1) =
         padded_range(xs.chain(marks.iter().map(|m| m.value)), 0.02).unwrap_or((0.0, 1.0));
+    // A log axis plots log10 of the rate, clipped at the floor; a linear one the rate.
+    let floor = fig.log_rate.then(|| {
+        let smallest = fig
+            .series
+            .iter()
+            .flat_map(|s| &s.points)
+            .map(|p| p.rate)
+            .filter(|&r| r > 0.0)
+            .fold(1.0f64, f64::min);
+        smallest.log10().floor().min(-1.0)
+    });
+    let y = |r: f64| match floor {
+        Some(f) => r.max(10f64.powf(f)).log10(),
+        None => r,
+    };
+    let (y0, y1) = match floor {
+        Some(f) => (f, 0.0),
+        None => (0.0, 1.0),
+    };
 
     let mut svg = String::new();
     {
@@ -168,16 +187,22 @@ pub(crate) fn draw_fpr(ctx: &Ctx, fig: &FprFigure) -> Result<Drawn> {
         let mut chart = ChartBuilder::on(&area)
             .x_label_area_size(46)
             .y_label_area_size(64)
-            .build_cartesian_2d(x0..x1, 0f64..1f64)
+            .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(e)?;
-        let pct = |v: &f64| format!("{}%", fmt::num(v * 100.0));
+        let pct = |v: &f64| match floor {
+            Some(_) => format!("{}%", fmt::num(10f64.powf(*v) * 100.0)),
+            None => format!("{}%", fmt::num(v * 100.0)),
+        };
         let fmt_x = |v: &f64| fmt::num(*v);
         chart
             .configure_mesh()
             .x_desc(fig.x_label.as_str())
             .y_desc("pairs at or above threshold")
             .x_labels(8)
-            .y_labels(6)
+            .y_labels(match floor {
+                Some(f) => (-f) as usize + 1,
+                None => 6,
+            })
             .x_label_formatter(&fmt_x)
             .y_label_formatter(&pct)
             .label_style(text(11.5))
@@ -192,7 +217,7 @@ pub(crate) fn draw_fpr(ctx: &Ctx, fig: &FprFigure) -> Result<Drawn> {
             let band: Vec<(f64, f64, f64)> = s
                 .points
                 .iter()
-                .filter_map(|p| Some((p.threshold, p.lo?, p.hi?)))
+                .filter_map(|p| Some((p.threshold, y(p.lo?), y(p.hi?))))
                 .collect();
             if band.len() >= 2 {
                 chart
@@ -205,16 +230,16 @@ pub(crate) fn draw_fpr(ctx: &Ctx, fig: &FprFigure) -> Result<Drawn> {
             let px: Vec<(i32, i32)> = s
                 .points
                 .iter()
-                .map(|p| chart.backend_coord(&(p.threshold, p.rate)))
+                .map(|p| chart.backend_coord(&(p.threshold, y(p.rate))))
                 .collect();
             polyline(&root, &px, Stroke::solid(c, 2)).map_err(e)?;
         }
-        let (left, top_px) = chart.backend_coord(&(x0, 1.0));
-        let (right, bottom) = chart.backend_coord(&(x1, 0.0));
+        let (left, top_px) = chart.backend_coord(&(x0, y1));
+        let (right, bottom) = chart.backend_coord(&(x1, y0));
         let labels: Vec<LaneLabel> = marks
             .iter()
             .map(|m| {
-                let (px, _) = chart.backend_coord(&(m.value, 0.0));
+                let (px, _) = chart.backend_coord(&(m.value, y0));
                 LaneLabel {
                     x: px,
                     text: m.figure_label(),
@@ -234,7 +259,13 @@ pub(crate) fn draw_fpr(ctx: &Ctx, fig: &FprFigure) -> Result<Drawn> {
         root.present().map_err(e)?;
     }
 
-    let caption = marks_caption("Marked thresholds", &marks);
+    let mut caption = marks_caption("Marked thresholds", &marks);
+    if let Some(f) = floor {
+        caption.push(Span::Text(format!(
+            " The rate axis is logarithmic; rates below {}% (zero included) are drawn at that floor.",
+            fmt::num(10f64.powf(f) * 100.0)
+        )));
+    }
 
     let mut w = crate::csv_out::CsvOut::new();
     w.write_record(["kind", "label", "threshold", "rate", "lo", "hi"])
