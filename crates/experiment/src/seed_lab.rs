@@ -484,17 +484,16 @@ pub fn depth_sentence(study: &LabStudy, claim_layers: usize) -> Option<String> {
     let f = study.independent_at(claim_layers)?;
     let r = &f.at_or_above;
     Some(format!(
-        "Trained here with one recipe and different seeds (no shared weights), {}/{} pairs of \
-         {}-layer models reach {} (95% CI {:.1}–{:.1}%; highest {:.3}); these are width-{} \
-         models, not the claimed ones.",
+        "Seed lab, {}-layer models of width {} trained here with one recipe and different seeds \
+         (no shared weights): {}/{} pairs reach {} (95% CI {:.1}–{:.1}%; highest {:.3}).",
+        f.layers,
+        f.width,
         r.count,
         r.n,
-        f.layers,
         study.strata.threshold,
         100.0 * r.interval.0,
         100.0 * r.interval.1,
-        f.highest,
-        f.width
+        f.highest
     ))
 }
 

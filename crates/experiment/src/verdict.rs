@@ -209,7 +209,8 @@ pub fn verdict(a: &Analysis, headline: Option<&str>) -> rm::Verdict {
         .unwrap_or(0);
     let depth_note = match exp.claim.layers {
         Some([la, lb]) if la == lb => format!(
-            " The claimed models have the same depth ({la} layers). A published matrix of this similarity finds that unrelated same-depth decoders score far higher than pairs of different depth (see the published figures); this panel has only {same_depth} unrelated same-depth pair(s), so it cannot measure that stratum itself."
+            " The claimed models have the same depth ({la} layers). A published matrix of this similarity finds that unrelated same-depth decoders score far higher than pairs of different depth (see the published figures); this panel has only {same_depth} unrelated same-depth {}, so it cannot measure that stratum itself.",
+            pairs_word(same_depth)
         ),
         _ => String::new(),
     };
@@ -267,7 +268,8 @@ pub fn answer_sentence(a: &Analysis) -> String {
     let same_depth = same_depth_pairs(a);
     let depth = match a.exp.claim.layers {
         Some([la, lb]) if la == lb && !policy::panel_can_reject(same_depth, c.alpha) => format!(
-            "; nor does the panel measure the claim's stratum: it has {same_depth} unrelated pair(s) of equal depth, the claim compares {la} vs {lb} layers"
+            "; nor does the panel measure the claim's stratum: it has {same_depth} unrelated {} of equal depth, the claim compares {la} vs {lb} layers",
+            pairs_word(same_depth)
         ),
         _ => String::new(),
     };
@@ -281,6 +283,15 @@ pub(crate) fn same_depth_pairs(a: &Analysis) -> u64 {
         .iter()
         .find(|s| s.name == "same depth")
         .map_or(0, |s| s.result.n)
+}
+
+/// "pair" or "pairs".
+fn pairs_word(n: u64) -> &'static str {
+    if n == 1 {
+        "pair"
+    } else {
+        "pairs"
+    }
 }
 
 fn capitalised(s: &str) -> String {
@@ -310,49 +321,47 @@ pub fn findings(a: &Analysis, headline: Option<&str>) -> Vec<rm::Finding> {
             .published
             .iter()
             .find(|p| p.label.contains("same depth") && p.label.contains("median"));
+        let own = same_depth_pairs(a);
         let mut text = format!(
-            "Depth: the claim compares two {la}-layer models; this panel has {} unrelated pair(s) of equal depth.",
-            same_depth_pairs(a)
+            "Depth: the claim compares two {la}-layer models; this panel has {own} unrelated {} of equal depth.",
+            pairs_word(own)
         );
-        if let Some(pb) = published_same_depth {
-            text.push_str(&format!(
-                " Published: unrelated same-depth decoders have a median of {} in TensorLock's matrix, so equal depth alone raises the score.",
-                pb.value
-            ));
-        }
+        let _ = lb;
         if let (Some((name, r)), crate::analysis::PublishedOutcome::Present(study)) =
             (matched_published(a), &a.published_panel)
         {
             let none_at_claim = study.curves_by_depth.get(&la).copied().unwrap_or(0) < 2;
             text.push_str(&format!(
-                " In the published panel (GraphNet), {}/{} unrelated pairs of its stratum \"{name}\" reach {:.3} ({:.2}%){}.",
+                " Published panel (GraphNet), stratum \"{name}\": {}/{} unrelated pairs reach {:.3} ({:.2}%){}.",
                 r.exceed,
                 r.n,
                 a.observed,
                 100.0 * r.exceed as f64 / r.n as f64,
                 if none_at_claim {
-                    format!(", none of them at {la} layers")
+                    format!(", none at {la} layers")
                 } else {
                     String::new()
                 }
             ));
+        } else if let Some(pb) = published_same_depth {
+            text.push_str(&format!(
+                " Published: unrelated same-depth decoders have a median of {} in TensorLock's matrix, so equal depth alone raises the score.",
+                pb.value
+            ));
         }
-        let _ = lb;
-        match a
+        let lab = a
             .lab
             .as_ref()
-            .and_then(|l| crate::seed_lab::depth_sentence(l, la))
-        {
-            Some(lab) => {
-                text.push(' ');
-                text.push_str(&lab);
-                match headline {
-                    Some(h) => out.push(finding(text, &format!("fig-{h}"), "Figure 1")),
-                    None => out.push(finding(text, "table-seed-lab-null", "seed lab")),
-                }
-            }
-            None => out.push(finding(text, "published", "published figures")),
+            .and_then(|l| crate::seed_lab::depth_sentence(l, la));
+        if let Some(lab) = &lab {
+            text.push(' ');
+            text.push_str(lab);
         }
+        out.push(match (headline, lab) {
+            (Some(h), _) => finding(text, &format!("fig-{h}"), "Figure 1"),
+            (None, Some(_)) => finding(text, "table-seed-lab-null", "seed lab"),
+            (None, None) => finding(text, "published", "published figures"),
+        });
     }
     if let Some(s) = a.surrogates.iter().find(|s| s.kind == SurrogateKind::TREND) {
         let size = a
