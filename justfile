@@ -31,7 +31,8 @@ models set="small":
 corpus:
     python3 scripts/fetch_corpus.py --dest "{{models_dir}}"
 
-# Train the seed lab labs/NAME.toml (resumable) and fingerprint it into baselines/lab/NAME/.
+# Train the seed lab labs/NAME.toml (resumable), fingerprint it into baselines/lab/NAME/ and run the
+# weight-level tests of its pairs (`nullprint trace`) into baselines/lab/NAME/trace.json.
 lab name="honestagi": corpus build
     {{nullprint}} lab run "labs/{{name}}.toml" --models "{{models_dir}}"
 

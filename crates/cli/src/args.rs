@@ -84,7 +84,7 @@ pub struct LabRunArgs {
     /// one recipe, seed and thread count.
     #[arg(long, default_value_t = 1)]
     pub train_threads: usize,
-    /// Fingerprint every checkpoint again, not only new ones.
+    /// Fingerprint every checkpoint again and rerun every weight-level test, not only new ones.
     #[arg(long)]
     pub refingerprint: bool,
 }

@@ -488,6 +488,26 @@ pub fn analyse(
             child_seed(exp.nulls.seed, seed_stream::DEPTH_WITH_LAB),
         )?);
     }
+    // The seed lab's derived snapshots under the trend-preserving surrogate, calibrated on the
+    // panel's reference of that null (same draw count, so the p-values are comparable).
+    let trend = exp
+        .nulls
+        .surrogates
+        .iter()
+        .position(|&k| k == SurrogateKind::TREND);
+    if let (Some(l), Some(i)) = (&mut lab, trend) {
+        l.calibrated = crate::seed_lab::calibrate_snapshots(
+            l,
+            &curve_opts,
+            &references[i],
+            &SurrogateOptions {
+                kind: SurrogateKind::TREND,
+                measure,
+                samples: exp.nulls.samples.min(policy::SIZE_SAMPLES),
+                seed: child_seed(exp.nulls.seed, seed_stream::LAB_SURROGATE),
+            },
+        )?;
+    }
 
     Ok(Analysis {
         lab,

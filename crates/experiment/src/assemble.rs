@@ -246,6 +246,10 @@ pub fn report(a: &Analysis) -> Result<rm::Report> {
         })
         .collect();
     let figures = figures(a, &published)?;
+    let lab_tables = match &a.lab {
+        Some(l) => crate::seed_lab::tables(l, a.unrelated.len())?,
+        None => Vec::new(),
+    };
     let headline = figures
         .first()
         .map(|f| f.name.as_str())
@@ -277,6 +281,12 @@ pub fn report(a: &Analysis) -> Result<rm::Report> {
         seeds.push(rm::Seed {
             label: "surrogate nulls of the positive controls built from real weights (child stream 6, one sub-stream per control)".into(),
             value: child_seed(exp.nulls.seed, seed_stream::REAL_CONTROLS),
+        });
+    }
+    if a.lab.as_ref().is_some_and(|l| !l.calibrated.is_empty()) {
+        seeds.push(rm::Seed {
+            label: "trend-dct null of each seed-lab snapshot against its base (child stream 9, one sub-stream per snapshot)".into(),
+            value: child_seed(exp.nulls.seed, seed_stream::LAB_SURROGATE),
         });
     }
     let id = &exp.experiment.id;
@@ -345,11 +355,7 @@ pub fn report(a: &Analysis) -> Result<rm::Report> {
             pairs_table(a),
         ])
         .chain(published_panel_table(a))
-        .chain(
-            a.lab
-                .iter()
-                .flat_map(|l| crate::seed_lab::tables(l, a.unrelated.len())),
-        )
+        .chain(lab_tables)
         .collect(),
     })
 }

@@ -105,6 +105,9 @@ pub mod seed_stream {
     pub const CALIBRATED: u64 = 7;
     /// The bootstrap of the depth model refitted with the seed lab's strata.
     pub const DEPTH_WITH_LAB: u64 = 8;
+    /// The trend-dct surrogate null of each seed-lab snapshot against its base (one
+    /// sub-stream per snapshot), calibrated on the panel's reference.
+    pub const LAB_SURROGATE: u64 = 9;
 }
 
 /// Is a null liberal on real data, given its rejection rate of real unrelated pairs at

@@ -8,8 +8,15 @@ use std::path::Path;
 use fingerprint::hash::sha256_bytes;
 use lab::spec::Kind;
 use lab::strata::{PowerPoint, SeedStratum, Strata};
+use lab::weight_tests::{WeightTest, WeightTests};
+use null::calibrated::Reference;
+use null::curves::Curves;
 use null::depth::{DepthModel, DepthPoint};
+use null::measure::{Prepared, Scratch};
+use null::nulls::surrogate::{self, SurrogateOptions};
+use null::nulls::{NullResult, Sampling};
 use null::pvalue::{rates_at_or_above, EmpiricalNull, Rate};
+use null::rng::child_seed;
 use null::{CurveOptions, MeasureOptions};
 use report::model as rm;
 
@@ -34,6 +41,146 @@ pub struct LabStudy {
     /// The published panel's depth model refitted with the lab's independent seed families as
     /// further points, when the published panel is in the analysis ([`depth_with_lab`]).
     pub depth_model: Option<DepthModel>,
+    /// The weight-level tests of the lab's pairs (`trace.json`), when `nullprint lab run`
+    /// wrote them.
+    pub weight_tests: Option<WeightTests>,
+    /// Per seed family (aligned with `strata.seeds`): the same-recipe null's size on its own
+    /// pairs, each held out ([`held_out_size`]), at each of [`RECIPE_SIZE_LEVELS`].
+    pub recipe_size: Vec<Vec<Rate>>,
+    /// Per derived snapshot: the trend-dct surrogate null's p of its score against its base,
+    /// raw and calibrated on the panel's real unrelated pairs ([`calibrate_snapshots`]).
+    pub calibrated: Vec<SnapshotCalibration>,
+}
+
+/// The levels at which the same-recipe null's held-out size is reported.
+pub const RECIPE_SIZE_LEVELS: [f64; 2] = [0.01, 0.05];
+
+/// The same-recipe null's size on its own pairs: each pair's p against the family's pairs that
+/// share no model with it, `(1 + count ≥ score)/(1 + n)`, and the share of pairs at or below
+/// each level. Exchangeable seeds make this at most the level up to ties; with `m` models the
+/// smallest held-out p is 1/(1 + (m−2)(m−3)/2), so small families cannot reach small levels;
+/// with fewer than four models no pair has a reference and the result is empty.
+pub fn held_out_size(f: &SeedStratum, levels: &[f64]) -> Result<Vec<Rate>> {
+    let err = || Error::statistic(format!("seed family {}: held-out size", f.family));
+    let mut ps = Vec::with_capacity(f.pairs.len());
+    for q in &f.pairs {
+        let rest: Vec<f64> = f
+            .pairs
+            .iter()
+            .filter(|r| r.a != q.a && r.a != q.b && r.b != q.a && r.b != q.b)
+            .map(|r| r.score)
+            .collect();
+        if rest.is_empty() {
+            continue;
+        }
+        let null = EmpiricalNull::new(rest).map_err(err())?;
+        ps.push(null.p(q.score));
+    }
+    if ps.is_empty() {
+        return Ok(Vec::new());
+    }
+    levels
+        .iter()
+        .map(|&l| {
+            let k = ps.iter().filter(|&&p| p <= l).count() as u64;
+            Rate::new(l, k, ps.len() as u64).map_err(err())
+        })
+        .collect()
+}
+
+/// "k/n at 0.01, k/n at 0.05", or why there is no held-out size.
+fn size_text(rates: &[Rate]) -> String {
+    if rates.is_empty() {
+        return "not measurable (fewer than four models)".into();
+    }
+    rates
+        .iter()
+        .map(|r| format!("{}/{} at {}", r.count, r.n, r.threshold))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One snapshot's surrogate p, raw and calibrated.
+#[derive(Clone, Debug)]
+pub struct SnapshotCalibration {
+    /// The surrogate null of the snapshot against its base.
+    pub raw: NullResult,
+    /// `raw` referred to the same null's p-values over the panel's real unrelated pairs.
+    pub calibrated: NullResult,
+}
+
+/// The lab model `name`'s curves, read from its committed fingerprint in `dir`.
+fn lab_curves(dir: &Path, name: &str, opts: &CurveOptions) -> Result<Curves> {
+    let path = dir.join(format!("{name}.json"));
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let rows =
+        fingerprint::StdRows::from_json_slice(&bytes).map_err(|source| Error::Fingerprint {
+            what: path.display().to_string(),
+            source,
+        })?;
+    let mut c = Curves::from_std_rows(&rows, opts)
+        .map_err(Error::statistic(format!("{}: curves", path.display())))?;
+    c.model = name.to_owned();
+    Ok(c)
+}
+
+/// Each derived snapshot's surrogate null against its base (`opts`, one seed sub-stream per
+/// snapshot from `opts.seed`), calibrated on `reference`: the panel's real unrelated pairs'
+/// p-values under the same null and draw count. The lab's models are not in the reference.
+pub fn calibrate_snapshots(
+    study: &LabStudy,
+    curve_opts: &CurveOptions,
+    reference: &Reference,
+    opts: &SurrogateOptions,
+) -> Result<Vec<SnapshotCalibration>> {
+    let dir = &study.strata.dir;
+    study
+        .strata
+        .derived
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let what = format!("seed-lab snapshot {} vs {}", p.model, p.base);
+            let base = Prepared::new(&lab_curves(dir, &p.base, curve_opts)?)
+                .map_err(Error::statistic(what.clone()))?;
+            let snap = Prepared::new(&lab_curves(dir, &p.model, curve_opts)?)
+                .map_err(Error::statistic(what.clone()))?;
+            let score = null::measure::score(&base, &snap, opts.measure, &mut Scratch::default())
+                .map_err(Error::statistic(what.clone()))?;
+            let o = SurrogateOptions {
+                seed: child_seed(opts.seed, i as u64),
+                ..*opts
+            };
+            let draws = surrogate::surrogate_scores(&base, &snap, &o)
+                .map_err(Error::statistic(what.clone()))?;
+            let raw = NullResult::from_scores(
+                &o.kind.info(),
+                score,
+                &draws.scores,
+                Some(o.seed),
+                Sampling::MonteCarlo,
+            )
+            .map_err(Error::statistic(what.clone()))?;
+            let calibrated = reference
+                .calibrate(&raw, &[])
+                .map_err(Error::statistic(what))?;
+            Ok(SnapshotCalibration { raw, calibrated })
+        })
+        .collect()
+}
+
+/// The levels at which the weight-level test's size on same-recipe pairs is reported.
+pub const WEIGHT_TEST_LEVELS: [f64; 2] = [0.01, 0.05];
+
+/// How often the weight-level test rejects at `level` among `tests` (pairs not testable left
+/// out): `(rejections, tested)`.
+fn rejections(tests: &[&WeightTest], level: f64) -> (u64, u64) {
+    let lg = level.log10();
+    let tested: Vec<f64> = tests.iter().filter_map(|t| t.log10_p).collect();
+    (
+        tested.iter().filter(|&&l| l <= lg).count() as u64,
+        tested.len() as u64,
+    )
 }
 
 /// Source name of the lab's points in a depth model.
@@ -81,6 +228,47 @@ pub fn depth_with_lab(
 }
 
 impl LabStudy {
+    /// The weight-level test of `base` against `model`, when it was run.
+    pub fn weight_test(&self, base: &str, model: &str) -> Option<&WeightTest> {
+        self.weight_tests
+            .as_ref()?
+            .tests
+            .iter()
+            .find(|t| t.a == base && t.b == model)
+    }
+
+    /// The weight-level tests of the seed families' pairs (the null), all families together.
+    pub fn weight_null(&self) -> Vec<&WeightTest> {
+        self.weight_tests.as_ref().map_or_else(Vec::new, |w| {
+            w.tests
+                .iter()
+                .filter(|t| t.kind != Kind::Continued)
+                .collect()
+        })
+    }
+
+    /// "it rejects k/n same-recipe pairs at 0.01 and k/n at 0.05": the measured size of the
+    /// weight-level test's null on models that share no weights, for every place that prints
+    /// its p-values. None without weight tests.
+    pub fn weight_size_sentence(&self) -> Option<String> {
+        let null = self.weight_null();
+        if null.is_empty() {
+            return None;
+        }
+        let parts: Vec<String> = WEIGHT_TEST_LEVELS
+            .iter()
+            .map(|&l| {
+                let (k, n) = rejections(&null, l);
+                format!("{k}/{n} at {l}")
+            })
+            .collect();
+        Some(format!(
+            "on same-recipe pairs that share no weights it rejects {} (the seed-lab weight-test \
+             table)",
+            parts.join(" and ")
+        ))
+    }
+
     /// The independent seed family at `layers`, when the lab has one.
     pub fn independent_at(&self, layers: usize) -> Option<&SeedStratum> {
         independent_at(&self.strata, layers).map(|i| &self.strata.seeds[i])
@@ -133,11 +321,23 @@ pub fn study(
         });
     }
     let panel_p = strata.derived.iter().map(|p| panel.p(p.score)).collect();
+    let recipe_size = strata
+        .seeds
+        .iter()
+        .map(|f| held_out_size(f, &RECIPE_SIZE_LEVELS))
+        .collect::<Result<Vec<_>>>()?;
+    let weight_tests = WeightTests::load(dir).map_err(|e| Error::Lab {
+        dir: dir.to_path_buf(),
+        source: Box::new(e),
+    })?;
     Ok(LabStudy {
         strata,
         panel_p,
         recipe_p,
         depth_model: None,
+        weight_tests,
+        recipe_size,
+        calibrated: Vec::new(),
     })
 }
 
@@ -203,14 +403,15 @@ fn derivation_text(d: lab::spec::Derivation) -> &'static str {
 
 /// The report's tables of the lab: the same-recipe null per seed family, and each derived
 /// snapshot's score and p-values.
-pub fn tables(study: &LabStudy, panel_pairs: usize) -> Vec<rm::Table> {
+pub fn tables(study: &LabStudy, panel_pairs: usize) -> Result<Vec<rm::Table>> {
     let s = &study.strata;
     let text = |t: &str| rm::Cell::Text(t.to_owned());
     let num = |x: f64| rm::Cell::Number(x);
     let null_rows = s
         .seeds
         .iter()
-        .map(|f| {
+        .enumerate()
+        .map(|(i, f)| {
             let r = &f.at_or_above;
             vec![
                 text(&f.family),
@@ -225,6 +426,7 @@ pub fn tables(study: &LabStudy, panel_pairs: usize) -> Vec<rm::Table> {
                 num(r.rate),
                 rm::Cell::Text(format!("{:.4} – {:.4}", r.interval.0, r.interval.1)),
                 num(f.mean_final_loss),
+                text(&size_text(&study.recipe_size[i])),
             ]
         })
         .collect();
@@ -239,7 +441,9 @@ pub fn tables(study: &LabStudy, panel_pairs: usize) -> Vec<rm::Table> {
              in (models − 1) pairs, so pairs are not independent and the interval understates the \
              uncertainty. A labelled stratum next to the real panel, never mixed into it: these \
              models are a few hundred thousand parameters trained for minutes, not 14B-parameter \
-             models trained for months. Loss in nats per byte (ln 256 = 5.55 is chance). Read \
+             models trained for months. Held-out size: each pair's p against the family's pairs \
+             sharing no model with it, counted at or below each level (with m models the \
+             smallest such p is 1/(1 + (m−2)(m−3)/2)). Loss in nats per byte (ln 256 = 5.55 is chance). Read \
              from {}.",
             s.threshold,
             s.dir.display()
@@ -257,6 +461,7 @@ pub fn tables(study: &LabStudy, panel_pairs: usize) -> Vec<rm::Table> {
             "share",
             "95% interval",
             "mean final loss",
+            "held-out size of the same-recipe null",
         ]
         .map(String::from)
         .to_vec(),
@@ -267,7 +472,10 @@ pub fn tables(study: &LabStudy, panel_pairs: usize) -> Vec<rm::Table> {
         .iter()
         .zip(&study.panel_p)
         .zip(&study.recipe_p)
-        .map(|((p, &panel_p), recipe)| {
+        .enumerate()
+        .map(|(i, ((p, &panel_p), recipe))| {
+            let wt = study.weight_test(&p.base, &p.model);
+            let cal = study.calibrated.get(i);
             let (ref_name, ref_p) = match recipe {
                 Some((i, q)) => {
                     let f = &s.seeds[*i];
@@ -286,9 +494,47 @@ pub fn tables(study: &LabStudy, panel_pairs: usize) -> Vec<rm::Table> {
                 text(&ref_name),
                 ref_p,
                 num(panel_p),
+                cal.map_or(rm::Cell::Missing, |c| num(c.raw.p)),
+                cal.map_or(rm::Cell::Missing, |c| num(c.calibrated.p)),
+                wt.map_or(rm::Cell::Missing, |t| text(&t.test)),
+                wt.and_then(|t| t.log10_p).map_or(rm::Cell::Missing, num),
             ]
         })
         .collect();
+    let mut used: Vec<usize> = study.recipe_p.iter().flatten().map(|(i, _)| *i).collect();
+    used.dedup();
+    let recipe_size = used
+        .iter()
+        .map(|&i| format!("{} {}", s.seeds[i].family, size_text(&study.recipe_size[i])))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let calibrated_caption = match study.calibrated.first() {
+        Some(c) => format!(
+            " trend-dct p: the trend-preserving surrogate null of the snapshot against its base \
+             ({} draws each, seeds in the provenance), raw (not calibrated: on real curves this \
+             null rejects far more unrelated pairs than its level, see its size table) and \
+             calibrated on the same null's p-values over the panel's real unrelated pairs (n = \
+             {}: the smallest calibrated p is 1/{}).",
+            c.raw.n,
+            c.calibrated.n,
+            c.calibrated.n + 1
+        ),
+        None => String::new(),
+    };
+    let weight_caption = match study.weight_size_sentence() {
+        Some(size) => format!(
+            " Weight-level test (`nullprint trace`, run by `nullprint lab run` on the \
+             checkpoints, in {}): `csu` for plain and grown models (neuron matching against \
+             random rotations of one residual basis; a grown model's layers paired by depth \
+             position), `upcycle` for the MoE models (each expert against the base's MLP); \
+             log10 of its combined p-value; {size}.",
+            s.dir.join(lab::weight_tests::TRACE_FILE).display()
+        ),
+        None => " The weight-level test (`nullprint trace`) needs the checkpoints, which are \
+                  not committed: run `just lab`, which writes its results next to the \
+                  fingerprints."
+            .into(),
+    };
     let power_table = rm::Table {
         name: "seed-lab-power".into(),
         title: "Seed lab: derived models against their base as training continues".into(),
@@ -297,14 +543,13 @@ pub fn tables(study: &LabStudy, panel_pairs: usize) -> Vec<rm::Table> {
              the corpus for a share of the base's steps; snapshots are scored against the base. \
              p against the same recipe: (1 + same-recipe pairs at or above the score)/(1 + \
              pairs), the null of models that share no weights but everything else (the \
-             independent seed family at the base's depth); its size has not been measured on \
-             real unrelated pairs, and its pairs share models (each p is as coarse as 1/(1 + \
-             pairs) and its level is not guaranteed): it traces power in these small models, it \
-             does not test the claim. p against the panel: the same over the {panel_pairs} real \
-             unrelated pairs (its size: the answer-rate table and the calibration figure). The \
-             weight-level test (`nullprint trace`) \
-             needs the checkpoints, which are not committed: run `just lab` and `nullprint trace` \
-             on them."
+             independent seed family at the base's depth); its size on that family's own pairs, \
+             each held out against the pairs sharing no model with it: {recipe_size} (the \
+             seed-lab null table). Measured on small same-recipe models, not on real pretrained \
+             pairs: it traces power in these small models, it does not test the claim. p \
+             against the panel: the same over the {panel_pairs} real \
+             unrelated pairs (its size: the answer-rate table and the calibration figure).\
+             {calibrated_caption}{weight_caption}"
         ),
         headers: [
             "family",
@@ -317,12 +562,107 @@ pub fn tables(study: &LabStudy, panel_pairs: usize) -> Vec<rm::Table> {
             "same-recipe null",
             "p against the same recipe",
             "p against the panel",
+            "trend-dct p (raw)",
+            "trend-dct p calibrated on the panel",
+            "weight test",
+            "weight test log10 p",
         ]
         .map(String::from)
         .to_vec(),
         rows: power_rows,
     };
-    vec![null_table, power_table]
+    let mut out = vec![null_table, power_table];
+    out.extend(weight_null_table(study)?);
+    Ok(out)
+}
+
+/// The weight-level test on every pair of each seed family: its size on models that share no
+/// weights but their recipe. None without weight tests.
+fn weight_null_table(study: &LabStudy) -> Result<Option<rm::Table>> {
+    let null = study.weight_null();
+    let Some(w) = study.weight_tests.as_ref().filter(|_| !null.is_empty()) else {
+        return Ok(None);
+    };
+    let mut families: Vec<&str> = Vec::new();
+    for t in &null {
+        if !families.contains(&t.family.as_str()) {
+            families.push(&t.family);
+        }
+    }
+    let text = |t: String| rm::Cell::Text(t);
+    let num = |x: f64| rm::Cell::Number(x);
+    let row = |label: &str, layers: String, tests: &[&WeightTest]| -> Result<Vec<rm::Cell>> {
+        let mut r = vec![text(label.into()), text(layers)];
+        let (_, tested) = rejections(tests, 1.0);
+        r.push(num(tested as f64));
+        r.push(num((tests.len() as u64 - tested) as f64));
+        for &l in &WEIGHT_TEST_LEVELS {
+            let (k, n) = rejections(tests, l);
+            if n == 0 {
+                r.push(rm::Cell::Missing);
+                continue;
+            }
+            let rate = Rate::new(l, k, n).map_err(Error::statistic("weight-test size"))?;
+            r.push(text(format!(
+                "{k}/{n} ({:.1}%, 95% CI {:.1}–{:.1}%)",
+                100.0 * rate.rate,
+                100.0 * rate.interval.0,
+                100.0 * rate.interval.1
+            )));
+        }
+        r.push(
+            tests
+                .iter()
+                .filter_map(|t| t.log10_p)
+                .min_by(f64::total_cmp)
+                .map_or(rm::Cell::Missing, num),
+        );
+        Ok(r)
+    };
+    let mut rows = Vec::new();
+    for fam in &families {
+        let tests: Vec<&WeightTest> = null.iter().copied().filter(|t| t.family == *fam).collect();
+        let layers = study
+            .strata
+            .seeds
+            .iter()
+            .find(|f| f.family == *fam)
+            .map_or("—".into(), |f| f.layers.to_string());
+        rows.push(row(fam, layers, &tests)?);
+    }
+    rows.push(row("all seed families", "—".into(), &null)?);
+    let mut headers: Vec<String> = ["family", "layers", "pairs tested", "not testable"]
+        .map(String::from)
+        .to_vec();
+    headers.extend(
+        WEIGHT_TEST_LEVELS
+            .iter()
+            .map(|l| format!("rejected at p ≤ {l}")),
+    );
+    headers.push("smallest log10 p".into());
+    Ok(Some(rm::Table {
+        name: "seed-lab-weight-null".into(),
+        title: "Seed lab: the weight-level test on models that share no weights".into(),
+        caption: format!(
+            "`nullprint trace` (csu: hidden units matched by linear assignment, the coincidences \
+             of two views compared with {} random rotations of one model's residual basis per \
+             layer pair, layers combined by Fisher's method; seed {}) on every pair of each seed \
+             family: same recipe and data, different seeds, no shared weights. Its null keeps \
+             each model's own geometry and destroys any relation between the two residual \
+             bases; the share of pairs it rejects at a level is its size on such models (it \
+             should be at most the level). Pairs share models, so the intervals (computed as if \
+             pairs were independent) understate the uncertainty. Read from {}.",
+            w.null_draws,
+            w.seed,
+            study
+                .strata
+                .dir
+                .join(lab::weight_tests::TRACE_FILE)
+                .display()
+        ),
+        headers,
+        rows,
+    }))
 }
 
 /// The report's figures of the lab: the same-recipe null per seed family, the derived
@@ -564,5 +904,52 @@ mod tests {
     #[test]
     fn smoothing_is_a_trailing_mean() {
         assert_eq!(smooth(&[2.0, 4.0, 6.0, 8.0], 2), [2.0, 3.0, 5.0, 7.0]);
+    }
+
+    fn family(scores: &[((usize, usize), f64)], models: usize) -> SeedStratum {
+        SeedStratum {
+            family: "f".into(),
+            kind: Kind::Independent,
+            layers: 4,
+            width: 8,
+            models,
+            pairs: scores
+                .iter()
+                .map(|&((a, b), score)| lab::strata::Pair {
+                    a: format!("m{a}"),
+                    b: format!("m{b}"),
+                    score,
+                })
+                .collect(),
+            at_or_above: Rate::new(0.9, 0, 1).unwrap(),
+            median: 0.0,
+            highest: 0.0,
+            mean_final_loss: 1.0,
+        }
+    }
+
+    #[test]
+    fn held_out_size_refers_each_pair_to_the_pairs_sharing_no_model() {
+        // Five models, ten pairs; (0,1) scores highest. Its held-out reference is the three
+        // pairs among models 2, 3, 4, all lower: p = 1/4. Every other pair shares no model
+        // with exactly three pairs too.
+        let mut scores = Vec::new();
+        let mut v = 0.1;
+        for a in 0..5 {
+            for b in a + 1..5 {
+                scores.push(((a, b), if (a, b) == (0, 1) { 0.99 } else { v }));
+                v += 0.05;
+            }
+        }
+        let f = family(&scores, 5);
+        let r = held_out_size(&f, &[0.25, 0.2]).unwrap();
+        assert!(r.iter().all(|x| x.n == 10));
+        // At 0.25: (0,1) (p = 1/4) and the highest of the rest whose three disjoint pairs all
+        // score lower; at 0.2 none (the smallest p is 1/4).
+        assert!(r[0].count >= 1, "{r:?}");
+        assert_eq!(r[1].count, 0);
+        // Three models leave no pair a reference: not measurable, not an error.
+        let three = family(&[((0, 1), 0.5), ((0, 2), 0.4), ((1, 2), 0.3)], 3);
+        assert!(held_out_size(&three, &[0.05]).unwrap().is_empty());
     }
 }

@@ -81,6 +81,16 @@ pub enum Error {
     /// Fingerprinting a checkpoint failed.
     #[error(transparent)]
     Fingerprint(Box<fingerprint::Error>),
+    /// A weight-level test of checkpoints failed.
+    #[cfg(feature = "train")]
+    #[error("{what}: {source}")]
+    Trace {
+        /// The checkpoint or pair being tested.
+        what: String,
+        /// The test's error.
+        #[source]
+        source: Box<trace::Error>,
+    },
 }
 
 impl From<fingerprint::Error> for Error {

@@ -6,7 +6,8 @@
 //! upcycling, depth growth. Training uses candle (CPU by default; `cuda` / `metal` features).
 //! Checkpoints are `model.safetensors` + `config.json` in the Llama / Mixtral layout, so every
 //! nullprint command reads them like any model; each is fingerprinted into
-//! `baselines/lab/NAME/` with its training record as a sidecar.
+//! `baselines/lab/NAME/` with its training record as a sidecar, and the weight-level tests
+//! of its pairs go to `baselines/lab/NAME/trace.json` ([`weight_tests`]).
 //!
 //! Training (and the candle dependency) is behind the default feature `train`; without it the
 //! crate reads lab files, training records and their strata ([`strata`]) for the analysis.
@@ -33,6 +34,7 @@ pub mod spec;
 pub mod strata;
 #[cfg(feature = "train")]
 pub mod train;
+pub mod weight_tests;
 
 pub use config::{Experts, ModelConfig};
 pub use error::{Error, Result};

@@ -174,7 +174,7 @@ train = [0.0, 0.6]
 hidden = 16
 heads = 2
 kv_heads = 1
-intermediate = 24
+intermediate = 32   # trace's fewest usable units per layer, so the weight tests run
 seq_len = 16
 rope_theta = 10000.0
 rms_eps = 1e-5
@@ -288,6 +288,40 @@ fn a_tiny_lab_trains_fingerprints_and_resumes() {
     let s = lab::run::run(&lab, &paths, &[], false, &mut Quiet::default()).unwrap();
     assert!(s.trained.is_empty() && s.fingerprinted.is_empty(), "{s:?}");
     assert_eq!(s.reused.len(), 7);
+
+    // Weight-level tests: the seed pair, and each derived snapshot against its base.
+    let ran = lab::weight_tests::run_tests(&lab, &paths, false, &mut Quiet::default()).unwrap();
+    assert_eq!(ran, 6);
+    let wt = lab::weight_tests::WeightTests::load(&paths.baselines)
+        .unwrap()
+        .unwrap();
+    let pairs: Vec<(&str, &str, &str)> = wt
+        .tests
+        .iter()
+        .map(|t| (t.a.as_str(), t.b.as_str(), t.test.as_str()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("ind-00", "ind-01", "csu"),
+            ("ind-00", "moe-000", "upcycle"),
+            ("ind-00", "moe-050", "upcycle"),
+            ("ind-00", "moe-100", "upcycle"),
+            ("ind-00", "grow-000", "csu"),
+            ("ind-00", "grow-100", "csu"),
+        ]
+    );
+    // Experts copied from the base's MLP, untrained: the upcycling test finds them.
+    let moe0 = &wt.tests[1];
+    assert!(moe0.log10_p.unwrap() < -10.0, "{moe0:?}");
+    // Nothing changed: nothing runs again, and the file is the same.
+    let before = std::fs::read(paths.baselines.join(lab::weight_tests::TRACE_FILE)).unwrap();
+    let ran = lab::weight_tests::run_tests(&lab, &paths, false, &mut Quiet::default()).unwrap();
+    assert_eq!(ran, 0);
+    assert_eq!(
+        std::fs::read(paths.baselines.join(lab::weight_tests::TRACE_FILE)).unwrap(),
+        before
+    );
 
     // A damaged checkpoint is trained again, to the same bits.
     let w = paths.scratch.join("ind-01/model.safetensors");

@@ -66,6 +66,17 @@ pub fn run(a: LabArgs) -> Result<()> {
             paths.scratch.display()
         );
     }
+    let t = std::time::Instant::now();
+    let ran = lab::weight_tests::run_tests(&spec, &paths, a.refingerprint, &mut obs)
+        .with_context(|| format!("lab {}: weight-level tests", a.lab.display()))?;
+    eprintln!(
+        "lab {name}: {ran} weight-level tests run in {:.0} s, into {}",
+        t.elapsed().as_secs_f64(),
+        paths
+            .baselines
+            .join(lab::weight_tests::TRACE_FILE)
+            .display()
+    );
     Ok(())
 }
 
