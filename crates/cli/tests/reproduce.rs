@@ -288,4 +288,10 @@ fn the_committed_report_is_small_and_leads_with_its_answer() {
         .filter(|l| l.starts_with("- "))
         .count();
     assert!((1..=5).contains(&findings), "{findings} findings");
+    // The headline figure, the claim on the depth-matched nulls, comes with the answer.
+    let head = verdict.split("[The verdict in full]").next().unwrap();
+    assert!(
+        head.contains("![Figure 1: ") && head.contains("figures/claim-on-matched-nulls.svg"),
+        "{head}"
+    );
 }

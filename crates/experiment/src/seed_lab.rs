@@ -169,6 +169,12 @@ pub fn calibrate_snapshots(
         .collect()
 }
 
+/// Do two models of a family of this kind share no weights? Seeds that change the
+/// initialisation give unrelated models; one initialisation is shared initial weights.
+fn shares_no_weights(kind: Kind) -> bool {
+    matches!(kind, Kind::Independent | Kind::SameData)
+}
+
 /// The levels at which the weight-level test's size on same-recipe pairs is reported.
 pub const WEIGHT_TEST_LEVELS: [f64; 2] = [0.01, 0.05];
 
@@ -237,8 +243,18 @@ impl LabStudy {
             .find(|t| t.a == base && t.b == model)
     }
 
-    /// The weight-level tests of the seed families' pairs (the null), all families together.
+    /// The weight-level tests of pairs that share no weights (the null): the seed families
+    /// whose models differ in their initialisation. Same-initialisation pairs share their
+    /// initial weights, and derived snapshots their base: both are related.
     pub fn weight_null(&self) -> Vec<&WeightTest> {
+        self.weight_seed_tests()
+            .into_iter()
+            .filter(|t| shares_no_weights(t.kind))
+            .collect()
+    }
+
+    /// The weight-level tests of every seed family's pairs, related or not.
+    fn weight_seed_tests(&self) -> Vec<&WeightTest> {
         self.weight_tests.as_ref().map_or_else(Vec::new, |w| {
             w.tests
                 .iter()
@@ -259,7 +275,22 @@ impl LabStudy {
             .iter()
             .map(|&l| {
                 let (k, n) = rejections(&null, l);
-                format!("{k}/{n} at {l}")
+                let Ok(r) = Rate::new(l, k, n) else {
+                    return format!("{k}/{n} at {l}");
+                };
+                let judged = if r.interval.0 > l {
+                    ", above that level"
+                } else if r.rate > l {
+                    ", above that level in its point estimate (the interval includes it)"
+                } else {
+                    ""
+                };
+                format!(
+                    "{k}/{n} ({:.1}%, 95% CI {:.1}–{:.1}%) at {l}{judged}",
+                    100.0 * r.rate,
+                    100.0 * r.interval.0,
+                    100.0 * r.interval.1
+                )
             })
             .collect();
         Some(format!(
@@ -580,19 +611,24 @@ pub fn tables(study: &LabStudy, panel_pairs: usize) -> Result<Vec<rm::Table>> {
 /// weights but their recipe. None without weight tests.
 fn weight_null_table(study: &LabStudy) -> Result<Option<rm::Table>> {
     let null = study.weight_null();
+    let seeds = study.weight_seed_tests();
     let Some(w) = study.weight_tests.as_ref().filter(|_| !null.is_empty()) else {
         return Ok(None);
     };
     let mut families: Vec<&str> = Vec::new();
-    for t in &null {
+    for t in &seeds {
         if !families.contains(&t.family.as_str()) {
             families.push(&t.family);
         }
     }
     let text = |t: String| rm::Cell::Text(t);
     let num = |x: f64| rm::Cell::Number(x);
-    let row = |label: &str, layers: String, tests: &[&WeightTest]| -> Result<Vec<rm::Cell>> {
-        let mut r = vec![text(label.into()), text(layers)];
+    let row = |label: &str,
+               layers: String,
+               related: &str,
+               tests: &[&WeightTest]|
+     -> Result<Vec<rm::Cell>> {
+        let mut r = vec![text(label.into()), text(layers), text(related.into())];
         let (_, tested) = rejections(tests, 1.0);
         r.push(num(tested as f64));
         r.push(num((tests.len() as u64 - tested) as f64));
@@ -621,19 +657,34 @@ fn weight_null_table(study: &LabStudy) -> Result<Option<rm::Table>> {
     };
     let mut rows = Vec::new();
     for fam in &families {
-        let tests: Vec<&WeightTest> = null.iter().copied().filter(|t| t.family == *fam).collect();
+        let tests: Vec<&WeightTest> = seeds.iter().copied().filter(|t| t.family == *fam).collect();
         let layers = study
             .strata
             .seeds
             .iter()
             .find(|f| f.family == *fam)
             .map_or("—".into(), |f| f.layers.to_string());
-        rows.push(row(fam, layers, &tests)?);
+        let related = match tests.first().map(|t| t.kind) {
+            Some(k) if !shares_no_weights(k) => "yes: one initialisation (a rejection is right)",
+            _ => "no (a rejection is false)",
+        };
+        rows.push(row(fam, layers, related, &tests)?);
     }
-    rows.push(row("all seed families", "—".into(), &null)?);
-    let mut headers: Vec<String> = ["family", "layers", "pairs tested", "not testable"]
-        .map(String::from)
-        .to_vec();
+    rows.push(row(
+        "every family that shares no weights",
+        "—".into(),
+        "no (its rejections are the test's size)",
+        &null,
+    )?);
+    let mut headers: Vec<String> = [
+        "family",
+        "layers",
+        "share weights",
+        "pairs tested",
+        "not testable",
+    ]
+    .map(String::from)
+    .to_vec();
     headers.extend(
         WEIGHT_TEST_LEVELS
             .iter()
@@ -647,10 +698,12 @@ fn weight_null_table(study: &LabStudy) -> Result<Option<rm::Table>> {
             "`nullprint trace` (csu: hidden units matched by linear assignment, the coincidences \
              of two views compared with {} random rotations of one model's residual basis per \
              layer pair, layers combined by Fisher's method; seed {}) on every pair of each seed \
-             family: same recipe and data, different seeds, no shared weights. Its null keeps \
-             each model's own geometry and destroys any relation between the two residual \
-             bases; the share of pairs it rejects at a level is its size on such models (it \
-             should be at most the level). Pairs share models, so the intervals (computed as if \
+             family: same recipe and data, different seeds. Seeds that change the \
+             initialisation give models that share no weights; one initialisation (the \
+             data-order-only family) is shared initial weights, which the test should find. Its \
+             null keeps each model's own geometry and destroys any relation between the two \
+             residual bases; the share of unrelated pairs it rejects at a level is its size on \
+             such models (it should be at most the level). Pairs share models, so the intervals (computed as if \
              pairs were independent) understate the uncertainty. Read from {}.",
             w.null_draws,
             w.seed,
@@ -875,11 +928,26 @@ pub fn power_sentence(study: &LabStudy) -> Option<String> {
             )
         })
         .collect();
+    let weights = study.weight_size_sentence().and_then(|size| {
+        let derived: Vec<f64> = s
+            .derived
+            .iter()
+            .filter_map(|p| study.weight_test(&p.base, &p.model)?.log10_p)
+            .collect();
+        let weakest = derived.iter().copied().max_by(f64::total_cmp)?;
+        Some(format!(
+            " The weight-level test (`nullprint trace`) finds all {} derived snapshots (log10 p \
+             {weakest:.0} or below), but {size}: where it rejects more unrelated pairs than \
+             its level, its p-values near that level overstate the evidence.",
+            derived.len()
+        ))
+    });
     Some(format!(
         " In the seed lab, models derived from one trained base and trained on score against \
          it: {}. Small models trained briefly: how far months of training move a large model's \
-         fingerprint is not measured here.",
-        parts.join("; ")
+         fingerprint is not measured here.{}",
+        parts.join("; "),
+        weights.unwrap_or_default()
     ))
 }
 
