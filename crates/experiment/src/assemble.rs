@@ -1232,32 +1232,32 @@ fn figures(a: &Analysis, published: &[rm::Published]) -> Result<Vec<rm::Figure>>
     figs.push(heatmap(a));
     if !has_headline {
         figs.push(rm::Figure {
-        name: "false-positive-rate".into(),
-        title: "How often unrelated models reach a threshold".into(),
-        caption: format!(
-            "Share of the {} unrelated panel pairs whose {} similarity is at or above each threshold, with 95% Clopper-Pearson bands.",
-            a.unrelated.len(),
-            a.measure.name()
-        ),
-        kind: rm::FigureKind::FprThreshold(rm::FprFigure {
-            x_label: "threshold (similarity, unitless)".into(),
-            series: vec![rm::FprSeries {
-                label: format!("unrelated panel pairs (n = {})", a.unrelated.len()),
-                points: a
-                    .fpr_curve
-                    .iter()
-                    .map(|r| rm::FprPoint {
-                        threshold: r.threshold,
-                        rate: r.rate,
-                        lo: Some(r.interval.0),
-                        hi: Some(r.interval.1),
-                    })
-                    .collect(),
-            }],
-            marks: claim_marks,
-            log_rate: false,
-        }),
-    });
+            name: "false-positive-rate".into(),
+            title: "How often unrelated models reach a threshold".into(),
+            caption: format!(
+                "Share of the {} unrelated panel pairs whose {} similarity is at or above each threshold, with 95% Clopper-Pearson bands.",
+                a.unrelated.len(),
+                a.measure.name()
+            ),
+            kind: rm::FigureKind::FprThreshold(rm::FprFigure {
+                x_label: "threshold (similarity, unitless)".into(),
+                series: vec![rm::FprSeries {
+                    label: format!("unrelated panel pairs (n = {})", a.unrelated.len()),
+                    points: a
+                        .fpr_curve
+                        .iter()
+                        .map(|r| rm::FprPoint {
+                            threshold: r.threshold,
+                            rate: r.rate,
+                            lo: Some(r.interval.0),
+                            hi: Some(r.interval.1),
+                        })
+                        .collect(),
+                }],
+                marks: claim_marks,
+                log_rate: false,
+            }),
+        });
     }
     figs.extend(depth_figure(a)?);
     if let Some(l) = &a.lab {
@@ -1285,10 +1285,6 @@ fn figures(a: &Analysis, published: &[rm::Published]) -> Result<Vec<rm::Figure>>
     Ok(figs)
 }
 
-/// How the share of unrelated equal-depth pairs at or above the claimed value changes with
-/// depth: the published panel's depth strata and the seed lab's same-recipe families, each with
-/// its Clopper–Pearson interval, and the depth model's extrapolation to the claim's depth. `None`
-/// when neither the published panel nor the lab is in the analysis.
 /// A stratum name in words for a legend: `depth: same, kind: decoder/decoder` reads "equal
 /// depth, decoder/decoder".
 fn stratum_words(name: &str) -> String {
@@ -1407,6 +1403,10 @@ fn headline_figure(a: &Analysis, marks: &[rm::Mark]) -> Result<Option<rm::Figure
     }))
 }
 
+/// How the share of unrelated equal-depth pairs at or above the claimed value changes with
+/// depth: the published panel's depth strata and the seed lab's same-recipe families, each with
+/// its Clopper–Pearson interval, and the depth model's extrapolation to the claim's depth. `None`
+/// when neither the published panel nor the lab is in the analysis.
 fn depth_figure(a: &Analysis) -> Result<Option<rm::Figure>> {
     use crate::analysis::PublishedOutcome;
     let claim = a.exp.claim.value;

@@ -533,6 +533,7 @@ pub fn tables(study: &LabStudy, panel_pairs: usize) -> Result<Vec<rm::Table>> {
         })
         .collect();
     let mut used: Vec<usize> = study.recipe_p.iter().flatten().map(|(i, _)| *i).collect();
+    used.sort_unstable();
     used.dedup();
     let recipe_size = used
         .iter()
