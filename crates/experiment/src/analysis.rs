@@ -498,7 +498,6 @@ pub fn analyse(
     if let (Some(l), Some(i)) = (&mut lab, trend) {
         l.calibrated = crate::seed_lab::calibrate_snapshots(
             l,
-            &curve_opts,
             &references[i],
             &SurrogateOptions {
                 kind: SurrogateKind::TREND,

@@ -10,7 +10,6 @@ use lab::spec::Kind;
 use lab::strata::{PowerPoint, SeedStratum, Strata};
 use lab::weight_tests::{WeightTest, WeightTests};
 use null::calibrated::Reference;
-use null::curves::Curves;
 use null::depth::{DepthModel, DepthPoint};
 use null::measure::{Prepared, Scratch};
 use null::nulls::surrogate::{self, SurrogateOptions};
@@ -109,31 +108,23 @@ pub struct SnapshotCalibration {
     pub calibrated: NullResult,
 }
 
-/// The lab model `name`'s curves, read from its committed fingerprint in `dir`.
-fn lab_curves(dir: &Path, name: &str, opts: &CurveOptions) -> Result<Curves> {
-    let path = dir.join(format!("{name}.json"));
-    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    let rows =
-        fingerprint::StdRows::from_json_slice(&bytes).map_err(|source| Error::Fingerprint {
-            what: path.display().to_string(),
-            source,
-        })?;
-    let mut c = Curves::from_std_rows(&rows, opts)
-        .map_err(Error::statistic(format!("{}: curves", path.display())))?;
-    c.model = name.to_owned();
-    Ok(c)
-}
-
 /// Each derived snapshot's surrogate null against its base (`opts`, one seed sub-stream per
 /// snapshot from `opts.seed`), calibrated on `reference`: the panel's real unrelated pairs'
 /// p-values under the same null and draw count. The lab's models are not in the reference.
 pub fn calibrate_snapshots(
     study: &LabStudy,
-    curve_opts: &CurveOptions,
     reference: &Reference,
     opts: &SurrogateOptions,
 ) -> Result<Vec<SnapshotCalibration>> {
-    let dir = &study.strata.dir;
+    let curves = |name: &str| {
+        study.strata.curves.get(name).ok_or_else(|| {
+            Error::invalid(
+                &study.strata.dir,
+                "lab",
+                format!("no curves of {name} (its fingerprint was not read)"),
+            )
+        })
+    };
     study
         .strata
         .derived
@@ -141,10 +132,8 @@ pub fn calibrate_snapshots(
         .enumerate()
         .map(|(i, p)| {
             let what = format!("seed-lab snapshot {} vs {}", p.model, p.base);
-            let base = Prepared::new(&lab_curves(dir, &p.base, curve_opts)?)
-                .map_err(Error::statistic(what.clone()))?;
-            let snap = Prepared::new(&lab_curves(dir, &p.model, curve_opts)?)
-                .map_err(Error::statistic(what.clone()))?;
+            let base = Prepared::new(curves(&p.base)?).map_err(Error::statistic(what.clone()))?;
+            let snap = Prepared::new(curves(&p.model)?).map_err(Error::statistic(what.clone()))?;
             let score = null::measure::score(&base, &snap, opts.measure, &mut Scratch::default())
                 .map_err(Error::statistic(what.clone()))?;
             let o = SurrogateOptions {

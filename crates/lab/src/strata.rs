@@ -106,6 +106,10 @@ pub struct Strata {
     pub derived: Vec<PowerPoint>,
     /// Training-loss curves, seed families then derived families, in name order.
     pub losses: Vec<LossCurve>,
+    /// Every model's curves, by model name, as read from its fingerprint (for further tests of
+    /// the same models without reading them again).
+    #[serde(skip)]
+    pub curves: BTreeMap<String, Curves>,
 }
 
 /// Read every `<model>.lab.json` and its `<model>.json` fingerprint in `dir` and score the
@@ -253,6 +257,7 @@ pub fn load(
         seeds,
         derived,
         losses,
+        curves: records.into_iter().map(|(m, (_, c, _))| (m, c)).collect(),
     })
 }
 

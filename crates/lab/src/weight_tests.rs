@@ -104,6 +104,8 @@ pub use compute::run_tests;
 
 #[cfg(feature = "train")]
 mod compute {
+    use std::collections::BTreeMap;
+
     use trace::{CsuOptions, ModelWeights, UpcycleOptions};
 
     use super::*;
@@ -112,17 +114,26 @@ mod compute {
     use crate::run::{Observer, Paths};
     use crate::spec::{Derivation, Lab};
 
-    fn open(paths: &Paths, model: &str) -> Result<(ModelWeights, String)> {
+    /// The SHA-256 of `model`'s weights, hashed once per run (a model is in many pairs).
+    fn sha256(paths: &Paths, model: &str, known: &mut BTreeMap<String, String>) -> Result<String> {
+        if let Some(h) = known.get(model) {
+            return Ok(h.clone());
+        }
         let dir = paths.scratch.join(model);
-        let sha = checkpoint::weights_sha256(&dir).ok_or_else(|| Error::Checkpoint {
+        let h = checkpoint::weights_sha256(&dir).ok_or_else(|| Error::Checkpoint {
             path: dir.join(checkpoint::WEIGHTS),
             reason: "missing or unreadable: run the lab first".into(),
         })?;
-        let w = ModelWeights::open(&dir.to_string_lossy()).map_err(|e| Error::Trace {
+        known.insert(model.to_owned(), h.clone());
+        Ok(h)
+    }
+
+    fn open(paths: &Paths, model: &str) -> Result<ModelWeights> {
+        let dir = paths.scratch.join(model);
+        ModelWeights::open(&dir.to_string_lossy()).map_err(|e| Error::Trace {
             what: dir.display().to_string(),
             source: Box::new(e),
-        })?;
-        Ok((w, sha))
+        })
     }
 
     /// Run every weight-level test whose result is missing from `BASELINES/trace.json` (or
@@ -174,10 +185,12 @@ mod compute {
         }
         let mut tests = Vec::with_capacity(plan.len());
         let mut ran = 0;
+        let mut hashes = BTreeMap::new();
         for (a, b, family, kind, derivation) in plan {
-            let (wa, sa) = open(paths, &a)?;
-            let (wb, sb) = open(paths, &b)?;
-            let sha256 = [sa, sb];
+            let sha256 = [
+                sha256(paths, &a, &mut hashes)?,
+                sha256(paths, &b, &mut hashes)?,
+            ];
             let test = match derivation {
                 Some(Derivation::Upcycle) => "upcycle",
                 _ => "csu",
@@ -190,6 +203,8 @@ mod compute {
                 tests.push(t.clone());
                 continue;
             }
+            // Only now, for a test that runs: the weights themselves.
+            let (wa, wb) = (open(paths, &a)?, open(paths, &b)?);
             let mut t = WeightTest {
                 a: a.clone(),
                 b: b.clone(),
