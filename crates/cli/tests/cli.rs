@@ -24,13 +24,7 @@ fn tiny_model(dir: &Path) -> std::path::PathBuf {
             serde_json::json!({"dtype": "F32", "shape": [4, 4], "data_offsets": [start, data.len()]}),
         );
     }
-    let mut h = serde_json::to_vec(&header).unwrap();
-    while h.len() % 8 != 0 {
-        h.push(b' ');
-    }
-    let mut bytes = (h.len() as u64).to_le_bytes().to_vec();
-    bytes.extend(h);
-    bytes.extend(data);
+    let bytes = testkit::safetensors(&header.into(), &data);
     let p = dir.join("model.safetensors");
     std::fs::write(&p, bytes).unwrap();
     p

@@ -50,13 +50,7 @@ fn safetensors(path: &Path, tensors: &[(&str, &str, &[usize], Vec<u8>)]) -> Path
             serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [start, data.len()]}),
         );
     }
-    let mut h = serde_json::to_vec(&header).unwrap();
-    while h.len() % 8 != 0 {
-        h.push(b' ');
-    }
-    let mut bytes = (h.len() as u64).to_le_bytes().to_vec();
-    bytes.extend(h);
-    bytes.extend(data);
+    let bytes = testkit::safetensors(&header.into(), &data);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).unwrap();
     }

@@ -58,13 +58,7 @@ fn model(path: &Path, layers: usize, seed: u64) -> PathBuf {
             );
         }
     }
-    let mut h = serde_json::to_vec(&header).unwrap();
-    while h.len() % 8 != 0 {
-        h.push(b' ');
-    }
-    let mut bytes = (h.len() as u64).to_le_bytes().to_vec();
-    bytes.extend(h);
-    bytes.extend(data);
+    let bytes = testkit::safetensors(&header.into(), &data);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, bytes).unwrap();
     path.to_path_buf()
@@ -780,13 +774,7 @@ fn f64_model(path: &Path, scale: f64) -> (PathBuf, f64) {
     let data: Vec<u8> = u.iter().flat_map(|x| (x * scale).to_le_bytes()).collect();
     let header = serde_json::json!({"model.layers.0.self_attn.q_proj.weight":
         {"dtype": "F64", "shape": [64, 64], "data_offsets": [0, data.len()]}});
-    let mut h = serde_json::to_vec(&header).unwrap();
-    while h.len() % 8 != 0 {
-        h.push(b' ');
-    }
-    let mut bytes = (h.len() as u64).to_le_bytes().to_vec();
-    bytes.extend(h);
-    bytes.extend(data);
+    let bytes = testkit::safetensors(&header, &data);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, bytes).unwrap();
     (path.to_path_buf(), std)
@@ -944,13 +932,7 @@ fn the_cache_never_vouches_for_bytes_rewritten_with_the_old_mtime() {
     header["lm_head.weight"] = serde_json::json!({
         "dtype": "F32", "shape": [512, 1024], "data_offsets": [data_len, data_len + (2 << 20)]
     });
-    let mut h = serde_json::to_vec(&header).unwrap();
-    while h.len() % 8 != 0 {
-        h.push(b' ');
-    }
-    let mut out = (h.len() as u64).to_le_bytes().to_vec();
-    out.extend(&h);
-    out.extend(&bytes[8 + n..]);
+    let mut out = testkit::safetensors(&header, &bytes[8 + n..]);
     out.resize(out.len() + (2 << 20), 0);
     std::fs::write(&m, &out).unwrap();
     let fp = |args: &[&str]| -> serde_json::Value {

@@ -101,13 +101,7 @@ fn layered_model(path: &Path, layers: usize, seed: u64) {
             );
         }
     }
-    let mut h = serde_json::to_vec(&header).unwrap();
-    while h.len() % 8 != 0 {
-        h.push(b' ');
-    }
-    let mut bytes = (h.len() as u64).to_le_bytes().to_vec();
-    bytes.extend(h);
-    bytes.extend(data);
+    let bytes = testkit::safetensors(&header.into(), &data);
     std::fs::write(path, bytes).unwrap();
 }
 

@@ -14,6 +14,20 @@ use std::path::PathBuf;
 
 pub use fingerprint::source::models_dir;
 
+/// The bytes of a safetensors file: the little-endian length of the JSON `header`, the header
+/// padded with spaces to a multiple of 8 (as writers do), then `data` (offsets in the header
+/// count from its start).
+pub fn safetensors(header: &serde_json::Value, data: &[u8]) -> Vec<u8> {
+    let mut h = serde_json::to_vec(header).expect("a JSON value serialises");
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut bytes = (h.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(h);
+    bytes.extend_from_slice(data);
+    bytes
+}
+
 /// `models_dir()/name/file`, or `None` after printing `SKIPPED: test: … not found` straight to
 /// stderr (past the test harness's capture).
 pub fn real_model(test: &str, name: &str, file: &str) -> Option<PathBuf> {
